@@ -1,0 +1,88 @@
+//! Ingest access: the ingest key (`X-Observer-Key` header or `?key=`) and
+//! the browser `Origin` allow-list.
+
+use axum::{
+    extract::{Request, State},
+    http::{HeaderName, Method, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::{config::Secret, error::ApiError, state::AppState};
+
+pub const INGEST_KEY_HEADER: HeaderName = HeaderName::from_static("x-observer-key");
+
+/// Configured ingest keys, kept as SHA-256 digests so that comparison takes
+/// the same time whatever the length or content of the candidate.
+#[derive(Clone, Default)]
+pub struct IngestKeys {
+    digests: Vec<[u8; 32]>,
+}
+
+impl IngestKeys {
+    pub fn new(keys: &[Secret]) -> Self {
+        Self { digests: keys.iter().map(|k| Sha256::digest(k.expose().as_bytes()).into()).collect() }
+    }
+
+    pub fn required(&self) -> bool {
+        !self.digests.is_empty()
+    }
+
+    /// Constant-time check against every key (no early exit on a match).
+    pub fn accepts(&self, candidate: &str) -> bool {
+        let digest: [u8; 32] = Sha256::digest(candidate.as_bytes()).into();
+        self.digests.iter().fold(subtle::Choice::from(0), |found, key| found | key.ct_eq(&digest)).into()
+    }
+}
+
+/// The `key` query parameter, if present.
+fn query_key(query: Option<&str>) -> Option<String> {
+    let query = query?;
+    form_urlencoded::parse(query.as_bytes()).find(|(name, _)| name == "key").map(|(_, value)| value.into_owned())
+}
+
+/// Middleware for the ingestion routes: refuses disallowed browser origins
+/// (403) and, when keys are configured, requests without a valid key (401).
+pub async fn require_ingest_access(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    // Preflights are answered by the CORS layer outside this one.
+    if request.method() != Method::OPTIONS {
+        if let Some(origin) = request.headers().get(header::ORIGIN)
+            && !state.config.allowed_origins.allows(origin)
+        {
+            let origin = String::from_utf8_lossy(origin.as_bytes()).chars().take(200).collect();
+            return ApiError::OriginNotAllowed { origin }.into_response();
+        }
+        if state.ingest_keys.required() {
+            let header_key = request.headers().get(&INGEST_KEY_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+            let key = header_key.or_else(|| query_key(request.uri().query()));
+            if !key.is_some_and(|key| state.ingest_keys.accepts(&key)) {
+                return ApiError::Unauthorized.into_response();
+            }
+        }
+    }
+    next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys() {
+        let keys = IngestKeys::new(&[Secret::new("first-key-123"), Secret::new("second-key-456")]);
+        assert!(keys.required());
+        assert!(keys.accepts("first-key-123"));
+        assert!(keys.accepts("second-key-456"));
+        assert!(!keys.accepts("first-key-12"));
+        assert!(!keys.accepts(""));
+        assert!(!IngestKeys::default().required());
+    }
+
+    #[test]
+    fn query_keys() {
+        assert_eq!(query_key(Some("session_id=x&key=a%20b")).as_deref(), Some("a b"));
+        assert_eq!(query_key(Some("session_id=x")), None);
+    }
+}

@@ -1,0 +1,205 @@
+//! `ApiError`: every way a request can fail, and the one place that decides
+//! its status code, JSON body and metrics reason.
+
+use std::time::Duration;
+
+use axum::{
+    Json,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+
+use crate::metrics::RejectReason;
+
+/// One problem with one field of one item of a payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    /// Position in a batch; absent for single objects and query parameters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<usize>,
+    pub field: String,
+    pub reason: String,
+}
+
+impl FieldError {
+    pub fn new(index: Option<usize>, field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self { index, field: field.into(), reason: reason.into() }
+    }
+}
+
+/// Which configured limit a request ran into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitName {
+    JsonBody,
+    ReplayBody,
+    ReplayDecompressed,
+    BatchItems,
+}
+
+impl LimitName {
+    /// The setting that raises this limit, so the message tells an operator what to change.
+    pub fn setting(self) -> &'static str {
+        match self {
+            LimitName::JsonBody => "OBSERVER_MAX_JSON_BODY",
+            LimitName::ReplayBody => "OBSERVER_MAX_REPLAY_BODY",
+            LimitName::ReplayDecompressed => "OBSERVER_MAX_REPLAY_DECOMPRESSED",
+            LimitName::BatchItems => "OBSERVER_MAX_BATCH_ITEMS",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{message}")]
+    Invalid { message: String, details: Vec<FieldError> },
+    #[error("{what} exceeds the limit of {max} ({setting})", setting = limit.setting())]
+    TooLarge { limit: LimitName, what: &'static str, max: usize },
+    #[error("unsupported Content-Type {got:?}; send {expected}")]
+    UnsupportedMediaType { got: String, expected: &'static str },
+    #[error("unsupported Content-Encoding {got:?}; send gzip or no encoding")]
+    UnsupportedEncoding { got: String },
+    #[error("missing or invalid ingest key; send it in X-Observer-Key or ?key=")]
+    Unauthorized,
+    #[error("origin {origin:?} is not allowed to send data")]
+    OriginNotAllowed { origin: String },
+    #[error("not found")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("too many requests; retry after {} s", retry_after.as_secs())]
+    RateLimited { retry_after: Duration },
+    #[error("{what} cannot take data right now; retry after {} s", retry_after.as_secs())]
+    Unavailable { what: &'static str, retry_after: Duration },
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl ApiError {
+    /// A 400 about the payload as a whole (not one field).
+    pub fn invalid_body(reason: impl Into<String>) -> Self {
+        let reason = reason.into();
+        ApiError::Invalid {
+            message: format!("invalid body: {reason}"),
+            details: vec![FieldError::new(None, "body", reason)],
+        }
+    }
+
+    /// A 400 listing field problems.
+    pub fn invalid_fields(details: Vec<FieldError>) -> Self {
+        let message = match details.len() {
+            1 => format!("invalid field {:?}: {}", details[0].field, details[0].reason),
+            n => format!("{n} invalid fields"),
+        };
+        ApiError::Invalid { message, details }
+    }
+
+    /// Stable snake_case code, used as `error` in the JSON body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Invalid { .. } => "invalid_payload",
+            ApiError::TooLarge { .. } => "payload_too_large",
+            ApiError::UnsupportedMediaType { .. } => "unsupported_media_type",
+            ApiError::UnsupportedEncoding { .. } => "unsupported_encoding",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::OriginNotAllowed { .. } => "origin_not_allowed",
+            ApiError::NotFound => "not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::Unavailable { .. } => "unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Invalid { .. } => StatusCode::BAD_REQUEST,
+            ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType { .. } | ApiError::UnsupportedEncoding { .. } => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::OriginNotAllowed { .. } => StatusCode::FORBIDDEN,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn reject_reason(&self) -> RejectReason {
+        match self {
+            ApiError::Invalid { .. } | ApiError::NotFound | ApiError::MethodNotAllowed => RejectReason::Invalid,
+            ApiError::TooLarge { .. } => RejectReason::TooLarge,
+            ApiError::UnsupportedMediaType { .. } | ApiError::UnsupportedEncoding { .. } => RejectReason::Unsupported,
+            ApiError::Unauthorized => RejectReason::Unauthorized,
+            ApiError::OriginNotAllowed { .. } => RejectReason::ForbiddenOrigin,
+            ApiError::RateLimited { .. } => RejectReason::RateLimited,
+            ApiError::Unavailable { .. } => RejectReason::Unavailable,
+            ApiError::Internal(_) => RejectReason::Internal,
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ApiError::RateLimited { retry_after } | ApiError::Unavailable { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'static str,
+    message: String,
+    #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
+    details: &'a [FieldError],
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            // Internal causes are logged here and never sent to the client.
+            match &self {
+                ApiError::Internal(source) => tracing::error!(error = %source, "request failed"),
+                other => tracing::warn!(error = %other, "request refused"),
+            }
+        }
+        let details: &[FieldError] = match &self {
+            ApiError::Invalid { details, .. } => details,
+            _ => &[],
+        };
+        let body = ErrorBody { error: self.code(), message: self.to_string(), details };
+        let mut response = (status, Json(body)).into_response();
+        if let Some(retry_after) = self.retry_after() {
+            let secs = retry_after.as_secs().max(1);
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        // Lets the metrics middleware label the rejection without re-deciding it.
+        response.extensions_mut().insert(self.reject_reason());
+        response
+    }
+}
+
+impl From<crate::delivery::DeliveryError> for ApiError {
+    fn from(e: crate::delivery::DeliveryError) -> Self {
+        match e {
+            crate::delivery::DeliveryError::QueueFull { retry_after } => {
+                ApiError::Unavailable { what: "the log delivery queue", retry_after }
+            }
+            crate::delivery::DeliveryError::Closed => {
+                ApiError::Unavailable { what: "the server is shutting down and", retry_after: Duration::from_secs(5) }
+            }
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        // The cause is logged here; the client only learns to retry.
+        tracing::warn!(error = %e, "replay store failed");
+        ApiError::Unavailable { what: "the replay store", retry_after: Duration::from_secs(10) }
+    }
+}

@@ -1,0 +1,112 @@
+//! Liveness and readiness.
+//!
+//! Probes (replay store, Loki when configured, delivery queue room) run in a
+//! background loop, each under a timeout, and publish their result; `/readyz`
+//! only reads it, so a flood of probes cannot load S3 or Loki. A result older
+//! than three intervals counts as a failure, and readiness turns off as soon
+//! as shutdown starts.
+
+use std::{
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use url::Url;
+
+use crate::{delivery::RecordQueue, store::ReplayStore};
+
+const PROBE_INTERVAL: Duration = Duration::from_secs(5);
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+/// Above this share of the delivery queue in use, the instance is not ready
+/// (a load balancer should send traffic elsewhere before it answers 503s).
+const QUEUE_READY_MAX_FILL: f64 = 0.9;
+
+/// Outcome of one round of probes: each check's name and its failure, if any.
+#[derive(Debug, Clone)]
+pub struct ProbeReport {
+    pub checked_at: Instant,
+    pub checks: Vec<(&'static str, Result<(), String>)>,
+}
+
+#[derive(Clone)]
+pub struct Readiness {
+    report: Arc<RwLock<Option<ProbeReport>>>,
+    shutting_down: Arc<AtomicBool>,
+}
+
+impl Readiness {
+    pub fn start(store: Arc<dyn ReplayStore>, loki: Option<Url>, queue: RecordQueue) -> Readiness {
+        let readiness =
+            Readiness { report: Arc::new(RwLock::new(None)), shutting_down: Arc::new(AtomicBool::new(false)) };
+        let client = reqwest::Client::new();
+        let published = readiness.clone();
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(PROBE_INTERVAL);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticker.tick().await;
+                if published.shutting_down.load(Ordering::Relaxed) {
+                    break;
+                }
+                let report = probe(store.as_ref(), loki.as_ref(), &client, &queue).await;
+                if let Ok(mut slot) = published.report.write() {
+                    *slot = Some(report);
+                }
+            }
+        });
+        readiness
+    }
+
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::Relaxed);
+    }
+
+    /// The checks as they stand: `Err` lists the failing ones.
+    pub fn current(&self) -> Vec<(&'static str, Result<(), String>)> {
+        if self.shutting_down.load(Ordering::Relaxed) {
+            return vec![("shutdown", Err("the server is shutting down".to_owned()))];
+        }
+        let report = self.report.read().ok().and_then(|r| r.clone());
+        match report {
+            None => vec![("startup", Err("the first probes have not finished yet".to_owned()))],
+            Some(r) if r.checked_at.elapsed() > PROBE_INTERVAL * 3 => {
+                vec![("probes", Err(format!("last probe result is {} s old", r.checked_at.elapsed().as_secs())))]
+            }
+            Some(r) => r.checks,
+        }
+    }
+}
+
+async fn probe(
+    store: &dyn ReplayStore,
+    loki: Option<&Url>,
+    client: &reqwest::Client,
+    queue: &RecordQueue,
+) -> ProbeReport {
+    let store_check = async {
+        match tokio::time::timeout(PROBE_TIMEOUT, store.check()).await {
+            Ok(result) => result.map_err(|e| e.to_string()),
+            Err(_) => Err(format!("no answer within {} s", PROBE_TIMEOUT.as_secs())),
+        }
+    };
+    let loki_check = async {
+        match loki {
+            Some(url) => Some(crate::delivery::check_loki(client, url).await),
+            None => None,
+        }
+    };
+    let (store_result, loki_result) = tokio::join!(store_check, loki_check);
+    let mut checks = vec![("store", store_result)];
+    if let Some(result) = loki_result {
+        checks.push(("loki", result));
+    }
+    let fill = queue.fill_ratio();
+    checks.push((
+        "queue_capacity",
+        if fill <= QUEUE_READY_MAX_FILL { Ok(()) } else { Err(format!("delivery queue is {:.0}% full", fill * 100.0)) },
+    ));
+    ProbeReport { checked_at: Instant::now(), checks }
+}

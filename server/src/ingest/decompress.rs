@@ -1,0 +1,119 @@
+//! Bounded body reading and gzip decompression.
+//!
+//! Two separate caps: bytes as received (checked against `Content-Length`
+//! up front and while the body streams in, before it is all buffered) and
+//! bytes after decompression (checked while inflating, so a gzip bomb costs
+//! at most the limit).
+
+use std::io::Read;
+
+use axum::body::Body;
+use bytes::Bytes;
+use flate2::read::MultiGzDecoder;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+
+use crate::error::{ApiError, LimitName};
+
+/// The two magic bytes every gzip stream starts with.
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+pub fn is_gzip(bytes: &[u8]) -> bool {
+    bytes.starts_with(&GZIP_MAGIC)
+}
+
+/// Reads a whole request body, refusing more than `max` bytes.
+pub async fn read_body(
+    body: Body,
+    content_length: Option<u64>,
+    max: usize,
+    limit: LimitName,
+) -> Result<Bytes, ApiError> {
+    let too_large = || ApiError::TooLarge { limit, what: "request body", max };
+    if content_length.is_some_and(|len| len > max as u64) {
+        return Err(too_large());
+    }
+    match Limited::new(body, max).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<LengthLimitError>() => Err(too_large()),
+        Err(e) => Err(ApiError::invalid_body(format!("could not read the request body: {e}"))),
+    }
+}
+
+/// Inflates a gzip body (one or more members) into at most `max` bytes.
+pub fn gunzip_bounded(compressed: &[u8], max: usize, limit: LimitName) -> Result<Vec<u8>, ApiError> {
+    // The gzip trailer states the uncompressed size (mod 2^32) of the last
+    // member: a good capacity hint, never trusted beyond the limit.
+    let hint = compressed
+        .len()
+        .checked_sub(4)
+        .and_then(|at| compressed.get(at..))
+        .and_then(|tail| <[u8; 4]>::try_from(tail).ok())
+        .map_or(0, |tail| u32::from_le_bytes(tail) as usize)
+        // Deflate cannot expand more than ~1032:1; a larger claim is a lie.
+        .min(compressed.len().saturating_mul(1032));
+    let mut out = Vec::with_capacity(hint.clamp(compressed.len(), max.saturating_add(1)));
+    // One byte more than the limit tells "exactly at the limit" from "over it".
+    let mut reader = MultiGzDecoder::new(compressed).take(max as u64 + 1);
+    match reader.read_to_end(&mut out) {
+        Ok(_) if out.len() > max => Err(ApiError::TooLarge { limit, what: "decompressed body", max }),
+        Ok(_) => Ok(out),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            Err(ApiError::invalid_body("gzip data is truncated"))
+        }
+        Err(e) => Err(ApiError::invalid_body(format!("body is not valid gzip: {e}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flate2::{Compression, write::GzEncoder};
+    use std::io::Write;
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut e = GzEncoder::new(Vec::new(), Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    const LIMIT: LimitName = LimitName::ReplayDecompressed;
+
+    #[test]
+    fn at_limit_and_one_over() {
+        let data = vec![b'a'; 1000];
+        assert_eq!(gunzip_bounded(&gzip(&data), 1000, LIMIT).unwrap(), data);
+        assert!(matches!(gunzip_bounded(&gzip(&data), 999, LIMIT), Err(ApiError::TooLarge { .. })));
+    }
+
+    #[test]
+    fn bomb_stops_at_limit() {
+        let bomb = gzip(&vec![0u8; 64 << 20]);
+        assert!(bomb.len() < 100_000);
+        assert!(matches!(gunzip_bounded(&bomb, 1 << 20, LIMIT), Err(ApiError::TooLarge { .. })));
+    }
+
+    #[test]
+    fn garbage_and_truncated() {
+        assert!(matches!(gunzip_bounded(b"\x1f\x8bnot gzip at all", 100, LIMIT), Err(ApiError::Invalid { .. })));
+        let g = gzip(&vec![b'x'; 10_000]);
+        let err = gunzip_bounded(&g[..g.len() / 2], 1 << 20, LIMIT).unwrap_err();
+        assert!(err.to_string().contains("truncated"), "{err}");
+    }
+
+    #[test]
+    fn multi_member() {
+        let mut g = gzip(b"[1,");
+        g.extend(gzip(b"2]"));
+        assert_eq!(gunzip_bounded(&g, 100, LIMIT).unwrap(), b"[1,2]");
+    }
+
+    #[tokio::test]
+    async fn read_body_limits() {
+        let ok = read_body(Body::from(vec![1u8; 10]), None, 10, LimitName::JsonBody).await.unwrap();
+        assert_eq!(ok.len(), 10);
+        let over = read_body(Body::from(vec![1u8; 11]), None, 10, LimitName::JsonBody).await;
+        assert!(matches!(over, Err(ApiError::TooLarge { .. })));
+        let declared = read_body(Body::from(vec![1u8; 1]), Some(11), 10, LimitName::JsonBody).await;
+        assert!(matches!(declared, Err(ApiError::TooLarge { .. })));
+    }
+}

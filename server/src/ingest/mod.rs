@@ -1,0 +1,7 @@
+//! Pure hot-path functions used by the ingestion routes.
+
+pub mod decompress;
+pub mod fingerprint;
+pub mod records;
+pub mod replay_chunk;
+pub mod user_agent;

@@ -1,0 +1,376 @@
+//! Every Prometheus metric the server exposes, registered in one place.
+//!
+//! Label values are enums, so the number of series is fixed at compile time
+//! whatever clients send. Names use the `observer_` prefix and base units.
+
+use prometheus_client::{
+    encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder},
+    metrics::{
+        counter::Counter,
+        family::Family,
+        gauge::Gauge,
+        histogram::{Histogram, exponential_buckets},
+    },
+    registry::{Registry, Unit},
+};
+
+/// Declares a label-value enum with its wire spelling.
+macro_rules! label_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),* $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name { $($(#[$vmeta])* $variant),* }
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),* }
+            }
+        }
+        impl EncodeLabelValue for $name {
+            fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+                std::fmt::Write::write_str(encoder, self.as_str())
+            }
+        }
+    };
+}
+
+label_enum!(
+    /// A route, as matched by the router (never the raw path).
+    Route {
+        Errors => "errors",
+        Events => "events",
+        ReplayEvents => "replay_events",
+        Healthz => "healthz",
+        Readyz => "readyz",
+        Metrics => "metrics",
+        Unmatched => "unmatched",
+    }
+);
+
+impl Route {
+    /// Maps a matched path template to its label.
+    pub fn from_matched_path(path: Option<&str>) -> Route {
+        match path {
+            Some("/api/observer/errors") => Route::Errors,
+            Some("/api/observer/events") => Route::Events,
+            Some("/api/observer/replay-events") => Route::ReplayEvents,
+            Some("/healthz") => Route::Healthz,
+            Some("/readyz") => Route::Readyz,
+            Some("/metrics") => Route::Metrics,
+            _ => Route::Unmatched,
+        }
+    }
+}
+
+label_enum!(
+    /// Why a payload was refused (`observer_payloads_rejected_total`).
+    RejectReason {
+        Invalid => "invalid",
+        TooLarge => "too_large",
+        Unsupported => "unsupported",
+        Unauthorized => "unauthorized",
+        ForbiddenOrigin => "forbidden_origin",
+        RateLimited => "rate_limited",
+        Timeout => "timeout",
+        Unavailable => "unavailable",
+        Internal => "internal",
+    }
+);
+
+label_enum!(
+    /// The kind of a log record; also its `kind` Loki label.
+    RecordKind {
+        Error => "error",
+        Event => "event",
+        Replay => "replay",
+    }
+);
+
+label_enum!(
+    /// Analytics event types.
+    EventType {
+        PageView => "page_view",
+        Custom => "custom",
+    }
+);
+
+label_enum!(
+    /// A replay store operation.
+    StoreOperation {
+        Put => "put",
+        Head => "head",
+        Get => "get",
+        List => "list",
+        Check => "check",
+    }
+);
+
+label_enum!(
+    /// What happened to one Loki push attempt.
+    PushOutcome {
+        Sent => "sent",
+        Retried => "retried",
+        Failed => "failed",
+    }
+);
+
+label_enum!(
+    /// Why records could not be delivered.
+    UndeliveredReason {
+        /// Loki answered a 4xx other than 429: retrying cannot help.
+        Rejected => "rejected",
+        /// Retries ran out of time during shutdown.
+        Shutdown => "shutdown",
+        /// Writing to stdout failed.
+        Stdout => "stdout",
+        /// A record for an already stored replay chunk found the queue full.
+        QueueFull => "queue_full",
+    }
+);
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub route: Route,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub route: Route,
+    pub status: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct RejectLabels {
+    pub route: Route,
+    pub reason: RejectReason,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct KindLabels {
+    pub kind: RecordKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct EventTypeLabels {
+    pub r#type: EventType,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct StoreLabels {
+    pub operation: StoreOperation,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct PushLabels {
+    pub outcome: PushOutcome,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct UndeliveredLabels {
+    pub reason: UndeliveredReason,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 0.5 ms .. ~16 s
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+/// All metric families. Cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct Metrics {
+    pub http_requests: Family<RequestLabels, Counter>,
+    pub http_duration: HistogramFamily<RouteLabels>,
+    pub rejected: Family<RejectLabels, Counter>,
+    pub errors_accepted: Counter,
+    pub events_accepted: Family<EventTypeLabels, Counter>,
+    pub replay_chunks_accepted: Counter,
+    pub replay_chunks_duplicate: Counter,
+    pub replay_received_bytes: Counter,
+    pub replay_decompressed_bytes: Counter,
+    pub replay_compression_ratio: Histogram,
+    pub store_duration: HistogramFamily<StoreLabels>,
+    pub store_failures: Family<StoreLabels, Counter>,
+    pub queue_records: Gauge,
+    pub queue_capacity: Gauge,
+    pub queue_full: Family<KindLabels, Counter>,
+    pub records_enqueued: Family<KindLabels, Counter>,
+    pub records_delivered: Counter,
+    pub records_undelivered: Family<UndeliveredLabels, Counter>,
+    pub loki_pushes: Family<PushLabels, Counter>,
+    pub loki_push_duration: Histogram,
+}
+
+impl Metrics {
+    /// Creates every family and registers it.
+    pub fn new(registry: &mut Registry) -> Metrics {
+        let m = Metrics {
+            http_requests: Family::default(),
+            http_duration: HistogramFamily::new_with_constructor(latency_histogram),
+            rejected: Family::default(),
+            errors_accepted: Counter::default(),
+            events_accepted: Family::default(),
+            replay_chunks_accepted: Counter::default(),
+            replay_chunks_duplicate: Counter::default(),
+            replay_received_bytes: Counter::default(),
+            replay_decompressed_bytes: Counter::default(),
+            replay_compression_ratio: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
+            store_duration: HistogramFamily::new_with_constructor(latency_histogram),
+            store_failures: Family::default(),
+            queue_records: Gauge::default(),
+            queue_capacity: Gauge::default(),
+            queue_full: Family::default(),
+            records_enqueued: Family::default(),
+            records_delivered: Counter::default(),
+            records_undelivered: Family::default(),
+            loki_pushes: Family::default(),
+            loki_push_duration: latency_histogram(),
+        };
+        let r = registry.sub_registry_with_prefix("observer");
+        r.register("http_requests", "HTTP requests answered, by route and status", m.http_requests.clone());
+        r.register_with_unit(
+            "http_request_duration",
+            "Time to answer HTTP requests, by route",
+            Unit::Seconds,
+            m.http_duration.clone(),
+        );
+        r.register("payloads_rejected", "Ingestion requests refused, by route and reason", m.rejected.clone());
+        r.register("errors_accepted", "Client errors accepted", m.errors_accepted.clone());
+        r.register("events_accepted", "Analytics events accepted, by type", m.events_accepted.clone());
+        r.register(
+            "replay_chunks_accepted",
+            "Replay chunks accepted (including idempotent re-sends)",
+            m.replay_chunks_accepted.clone(),
+        );
+        r.register(
+            "replay_chunks_duplicate",
+            "Replay chunks re-sent for a (session_id, seq) already stored",
+            m.replay_chunks_duplicate.clone(),
+        );
+        r.register_with_unit(
+            "replay_received",
+            "Replay chunk bytes accepted as received",
+            Unit::Bytes,
+            m.replay_received_bytes.clone(),
+        );
+        r.register_with_unit(
+            "replay_decompressed",
+            "Replay chunk bytes accepted after decompression",
+            Unit::Bytes,
+            m.replay_decompressed_bytes.clone(),
+        );
+        r.register(
+            "replay_compression_ratio",
+            "Decompressed to received size of gzip replay chunks",
+            m.replay_compression_ratio.clone(),
+        );
+        r.register_with_unit(
+            "store_operation_duration",
+            "Replay store operation time, by operation",
+            Unit::Seconds,
+            m.store_duration.clone(),
+        );
+        r.register(
+            "store_operation_failures",
+            "Replay store operations that failed, by operation",
+            m.store_failures.clone(),
+        );
+        r.register("delivery_queue_records", "Records waiting for delivery to Loki or stdout", m.queue_records.clone());
+        r.register("delivery_queue_capacity", "Records the delivery queue can hold", m.queue_capacity.clone());
+        r.register(
+            "delivery_queue_full",
+            "Records refused with 503 because the delivery queue was full, by kind",
+            m.queue_full.clone(),
+        );
+        r.register("records_enqueued", "Records accepted for delivery, by kind", m.records_enqueued.clone());
+        r.register("records_delivered", "Records delivered to Loki or stdout", m.records_delivered.clone());
+        r.register(
+            "records_undelivered",
+            "Accepted records that could not be delivered, by reason",
+            m.records_undelivered.clone(),
+        );
+        r.register("loki_pushes", "Loki push attempts, by outcome (sent, retried, failed)", m.loki_pushes.clone());
+        r.register_with_unit(
+            "loki_push_duration",
+            "Time of one Loki push request",
+            Unit::Seconds,
+            m.loki_push_duration.clone(),
+        );
+        m
+    }
+
+    pub fn rejected(&self, route: Route, reason: RejectReason) {
+        self.rejected.get_or_create(&RejectLabels { route, reason }).inc();
+    }
+
+    pub fn store_observe(&self, operation: StoreOperation, seconds: f64, ok: bool) {
+        let labels = StoreLabels { operation };
+        self.store_duration.get_or_create(&labels).observe(seconds);
+        if !ok {
+            self.store_failures.get_or_create(&labels).inc();
+        }
+    }
+
+    pub fn loki_push(&self, outcome: PushOutcome) {
+        self.loki_pushes.get_or_create(&PushLabels { outcome }).inc();
+    }
+
+    pub fn undelivered(&self, reason: UndeliveredReason, records: u64) {
+        self.records_undelivered.get_or_create(&UndeliveredLabels { reason }).inc_by(records);
+    }
+}
+
+/// Renders the registry in the OpenMetrics text format.
+pub fn render(registry: &Registry) -> Result<String, std::fmt::Error> {
+    let mut out = String::with_capacity(16 * 1024);
+    prometheus_client::encoding::text::encode(&mut out, registry)?;
+    Ok(out)
+}
+
+/// `prometheus-client` writes only OpenMetrics. Prometheus asks for that,
+/// but `promtool check metrics` and older scrapers read the 0.0.4 text
+/// format, where a counter family's HELP/TYPE name carries `_total` and
+/// there are no `# UNIT` / `# EOF` lines. No maintained crate converts a
+/// `prometheus-client` registry to 0.0.4, so the few differences are
+/// rewritten here.
+pub fn openmetrics_to_text_004(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> =
+        openmetrics.lines().filter_map(|line| line.strip_prefix("# TYPE ")?.strip_suffix(" counter")).collect();
+    let mut out = String::with_capacity(openmetrics.len() + 256);
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let rewritten = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+            let tail = if tail == "unknown" { "untyped" } else { tail };
+            let name = if counters.contains(name) { format!("{name}_total") } else { name.to_owned() };
+            Some(format!("{prefix}{name} {tail}"))
+        });
+        match rewritten {
+            Some(line) => out.push_str(&line),
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_004_conversion() {
+        let mut registry = Registry::default();
+        let metrics = Metrics::new(&mut registry);
+        metrics.errors_accepted.inc();
+        let om = render(&registry).unwrap();
+        assert!(om.contains("# TYPE observer_errors_accepted counter"));
+        let text = openmetrics_to_text_004(&om);
+        assert!(text.contains("# HELP observer_errors_accepted_total Client errors accepted"));
+        assert!(text.contains("# TYPE observer_errors_accepted_total counter\nobserver_errors_accepted_total 1\n"));
+        assert!(!text.contains("# EOF") && !text.contains("# UNIT"));
+    }
+}

@@ -1,0 +1,51 @@
+//! `POST /api/observer/errors`
+//!
+//! - Body: one `ErrorReport` or an array of at most `OBSERVER_MAX_BATCH_ITEMS`
+//!   (100), JSON as `application/json` or `text/plain`, optionally gzip.
+//! - Limits: `OBSERVER_MAX_JSON_BODY` (1 MiB) as received and decompressed.
+//! - Answers: 202 `{"accepted": N}`; 400, 401, 403, 413, 415, 503.
+
+use std::time::SystemTime;
+
+use axum::{
+    Json,
+    body::Body,
+    extract::State,
+    http::{HeaderMap, StatusCode},
+    routing::{MethodRouter, post},
+};
+use serde::Serialize;
+
+use super::extract::{epoch_ms, read_json_body, request_context};
+use crate::{
+    error::ApiError,
+    ingest::records::error_record,
+    payload::{ErrorReport, parse_batch},
+    state::AppState,
+};
+
+pub fn route() -> MethodRouter<AppState> {
+    post(ingest_errors)
+}
+
+#[derive(Debug, Serialize)]
+pub struct ErrorsAccepted {
+    pub accepted: usize,
+}
+
+#[tracing::instrument(skip_all, fields(kind = "error", items))]
+async fn ingest_errors(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<ErrorsAccepted>), ApiError> {
+    let received_at = SystemTime::now();
+    let json = read_json_body(&state, &headers, body).await?;
+    let reports: Vec<ErrorReport> = parse_batch(&json, state.config.limits.max_batch_items, epoch_ms(received_at))?;
+    tracing::Span::current().record("items", reports.len());
+    let context = request_context(&state, &headers, received_at);
+    let records = reports.iter().map(|report| error_record(report, &context)).collect();
+    state.records.submit(records)?;
+    state.metrics.errors_accepted.inc_by(reports.len() as u64);
+    Ok((StatusCode::ACCEPTED, Json(ErrorsAccepted { accepted: reports.len() })))
+}

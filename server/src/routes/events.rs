@@ -1,0 +1,56 @@
+//! `POST /api/observer/events`
+//!
+//! - Body: one `AnalyticsEvent` (`page_view` or `custom`) or an array of at
+//!   most `OBSERVER_MAX_BATCH_ITEMS` (100), JSON as `application/json` or
+//!   `text/plain`, optionally gzip.
+//! - Limits: `OBSERVER_MAX_JSON_BODY` (1 MiB) as received and decompressed.
+//! - Answers: 202 `{"accepted": N}`; 400, 401, 403, 413, 415, 503.
+
+use std::time::SystemTime;
+
+use axum::{
+    Json,
+    body::Body,
+    extract::State,
+    http::{HeaderMap, StatusCode},
+    routing::{MethodRouter, post},
+};
+use serde::Serialize;
+
+use super::extract::{epoch_ms, read_json_body, request_context};
+use crate::{
+    error::ApiError,
+    ingest::records::event_record,
+    metrics::{EventType, EventTypeLabels},
+    payload::{AnalyticsEvent, parse_batch},
+    state::AppState,
+};
+
+pub fn route() -> MethodRouter<AppState> {
+    post(ingest_events)
+}
+
+#[derive(Debug, Serialize)]
+pub struct EventsAccepted {
+    pub accepted: usize,
+}
+
+#[tracing::instrument(skip_all, fields(kind = "event", items))]
+async fn ingest_events(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<EventsAccepted>), ApiError> {
+    let received_at = SystemTime::now();
+    let json = read_json_body(&state, &headers, body).await?;
+    let events: Vec<AnalyticsEvent> = parse_batch(&json, state.config.limits.max_batch_items, epoch_ms(received_at))?;
+    tracing::Span::current().record("items", events.len());
+    let context = request_context(&state, &headers, received_at);
+    let records = events.iter().map(|event| event_record(event, &context)).collect();
+    state.records.submit(records)?;
+    for event in &events {
+        let r#type = EventType::from(event.r#type);
+        state.metrics.events_accepted.get_or_create(&EventTypeLabels { r#type }).inc();
+    }
+    Ok((StatusCode::ACCEPTED, Json(EventsAccepted { accepted: events.len() })))
+}

@@ -1,0 +1,124 @@
+//! The route table: the only place paths are written.
+//!
+//! | group  | paths                                   | layers                                  |
+//! |--------|-----------------------------------------|-----------------------------------------|
+//! | ingest | `/api/observer/{errors,events,replay-events}` | CORS, origin allow-list, ingest key |
+//! | ops    | `/healthz`, `/readyz`, `/metrics`       | none                                    |
+//!
+//! Every route gets: HTTP metrics, tracing without secrets, a request
+//! timeout and panic → 500. Body limits are enforced by the handlers while
+//! streaming (see `ingest::decompress`), because `DefaultBodyLimit` only
+//! guards `Bytes`-based extractors.
+
+mod errors;
+mod events;
+pub mod extract;
+mod ops;
+mod replay;
+
+use std::time::{Duration, Instant};
+
+use axum::{
+    Router,
+    extract::{MatchedPath, Request, State},
+    http::{Method, StatusCode, header},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::MethodRouter,
+};
+use tower::ServiceBuilder;
+use tower_http::{
+    catch_panic::CatchPanicLayer,
+    cors::{AllowOrigin, CorsLayer},
+    sensitive_headers::SetSensitiveRequestHeadersLayer,
+    timeout::TimeoutLayer,
+    trace::TraceLayer,
+};
+
+use crate::{
+    auth::{INGEST_KEY_HEADER, require_ingest_access},
+    config::AllowedOrigins,
+    error::ApiError,
+    metrics::{RequestLabels, Route, RouteLabels},
+    state::AppState,
+};
+
+/// How long browsers may cache a preflight answer.
+const PREFLIGHT_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+
+#[rustfmt::skip]
+pub fn router(state: AppState) -> Router {
+    let ingest = Router::new()
+        .route("/api/observer/errors",        preflight(errors::route()))
+        .route("/api/observer/events",        preflight(events::route()))
+        .route("/api/observer/replay-events", preflight(replay::route()))
+        // Outermost first: CORS answers preflights before access checks run.
+        .layer(ServiceBuilder::new()
+            .layer(cors(&state.config.allowed_origins))
+            .layer(middleware::from_fn_with_state(state.clone(), require_ingest_access)));
+
+    let ops = Router::new()
+        .route("/healthz", ops::healthz())
+        .route("/readyz",  ops::readyz())
+        .route("/metrics", ops::metrics());
+
+    Router::new()
+        .merge(ingest)
+        .merge(ops)
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(ServiceBuilder::new()
+            .layer(middleware::from_fn_with_state(state.clone(), record_http_metrics))
+            // Before tracing, so tokens never reach the logs.
+            .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, INGEST_KEY_HEADER]))
+            .layer(TraceLayer::new_for_http().make_span_with(request_span))
+            .layer(CatchPanicLayer::custom(|_| ApiError::Internal("handler panicked".into()).into_response()))
+            .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, state.config.limits.request_timeout)))
+        .with_state(state)
+}
+
+/// Gives `OPTIONS` a handler so that it passes through the route's layers,
+/// where the CORS layer answers real preflights; a bare `OPTIONS` (not a
+/// preflight) then gets 405 like any other method.
+fn preflight(route: MethodRouter<AppState>) -> MethodRouter<AppState> {
+    route.options(|| async { ApiError::MethodNotAllowed })
+}
+
+fn cors(origins: &AllowedOrigins) -> CorsLayer {
+    let allow_origin = match origins {
+        AllowedOrigins::Any => AllowOrigin::any(),
+        AllowedOrigins::List(list) => AllowOrigin::list(list.iter().cloned()),
+    };
+    CorsLayer::new()
+        .allow_origin(allow_origin)
+        .allow_methods([Method::POST])
+        .allow_headers([header::CONTENT_TYPE, header::CONTENT_ENCODING, INGEST_KEY_HEADER])
+        .expose_headers([header::RETRY_AFTER])
+        .max_age(PREFLIGHT_MAX_AGE)
+}
+
+/// A span with the method and the route template only: the query string
+/// may hold an ingest key and the path may hold ids.
+fn request_span(request: &Request) -> tracing::Span {
+    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
+    tracing::info_span!("request", method = %request.method(), route)
+}
+
+/// Counts every answer by route template and status, times it, and counts
+/// refused ingestion payloads by reason.
+async fn record_http_metrics(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = Route::from_matched_path(request.extensions().get::<MatchedPath>().map(MatchedPath::as_str));
+    let response = next.run(request).await;
+    let metrics = &state.metrics;
+    metrics.http_requests.get_or_create(&RequestLabels { route, status: response.status().as_u16() }).inc();
+    metrics.http_duration.get_or_create(&RouteLabels { route }).observe(started.elapsed().as_secs_f64());
+    if matches!(route, Route::Errors | Route::Events | Route::ReplayEvents) {
+        if let Some(reason) = response.extensions().get::<crate::metrics::RejectReason>() {
+            metrics.rejected(route, *reason);
+        } else if response.status() == StatusCode::REQUEST_TIMEOUT {
+            metrics.rejected(route, crate::metrics::RejectReason::Timeout);
+        }
+    }
+    response
+}
