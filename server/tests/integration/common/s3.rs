@@ -1,0 +1,101 @@
+//! A real S3-compatible server process (moto, from PyPI `moto[server]`),
+//! one per test, spoken to over HTTP with the AWS SDK. Its absence fails
+//! the test.
+
+use std::{
+    collections::HashMap,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+
+const ACCESS_KEY: &str = "test-access-key";
+const SECRET_KEY: &str = "test-secret-key";
+
+pub struct S3Server {
+    child: Child,
+    pub endpoint: String,
+    pub bucket: String,
+    client: aws_sdk_s3::Client,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl S3Server {
+    /// Starts moto and creates `bucket`.
+    pub async fn start(bucket: &str) -> S3Server {
+        let port = free_port();
+        let child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start moto_server ({e}); install it with `pip install 'moto[server]'` (scripts/setup does)"
+                )
+            });
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .endpoint_url(&endpoint)
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "tests"))
+            .force_path_style(true)
+            .build();
+        let server =
+            S3Server { child, endpoint, bucket: bucket.to_owned(), client: aws_sdk_s3::Client::from_conf(config) };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while let Err(e) = server.client.create_bucket().bucket(bucket).send().await {
+            assert!(Instant::now() < deadline, "moto_server did not start on port {port}: {e:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        server
+    }
+
+    /// Environment for an observer using this server.
+    pub fn env(&self, key_prefix: &str) -> Vec<(&'static str, String)> {
+        vec![
+            ("OBSERVER_S3_ENDPOINT", self.endpoint.clone()),
+            ("OBSERVER_S3_BUCKET", self.bucket.clone()),
+            ("OBSERVER_S3_KEY_PREFIX", key_prefix.to_owned()),
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY.to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.to_owned()),
+        ]
+    }
+
+    /// Object keys under `prefix`, sorted.
+    pub async fn list(&self, prefix: &str) -> Vec<String> {
+        let out = self.client.list_objects_v2().bucket(&self.bucket).prefix(prefix).send().await.unwrap();
+        let mut keys: Vec<String> = out.contents().iter().filter_map(|o| o.key().map(str::to_owned)).collect();
+        keys.sort();
+        keys
+    }
+
+    /// An object's body, user metadata and Content-Encoding.
+    pub async fn get(&self, key: &str) -> (Vec<u8>, HashMap<String, String>, Option<String>) {
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {key}: {e:?}"));
+        let metadata = out.metadata().cloned().unwrap_or_default();
+        let encoding = out.content_encoding().map(str::to_owned);
+        let body = out.body.collect().await.unwrap().into_bytes().to_vec();
+        (body, metadata, encoding)
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

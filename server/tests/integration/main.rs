@@ -1,0 +1,13 @@
+//! Black-box tests: the real `observer` binary, a decoding Loki receiver and
+//! a real S3-compatible server process. One binary, one module per feature.
+
+mod common;
+
+mod fresh_recording;
+mod ingest_errors;
+mod ingest_events;
+mod ingest_replay;
+mod metrics;
+mod readme_examples;
+mod rejections;
+mod shutdown;
