@@ -61,7 +61,7 @@ fn errors(c: &mut Criterion) {
     group.bench_function("build_record", |b| {
         b.iter(|| {
             let context = RequestContext::new(now, Some(CHROME_UA), parser.parse(CHROME_UA));
-            error_record(black_box(&reports[0]), &context)
+            error_record(black_box(&reports[0]), 0, &context)
         })
     });
     group.bench_function("user_agent_cached", |b| b.iter(|| Arc::clone(&parser.parse(black_box(CHROME_UA)))));

@@ -131,6 +131,13 @@ pub struct Settings {
     #[serde(deserialize_with = "scalar")]
     pub max_replay_decompressed: Option<String>,
 
+    /// Replay chunks decompressed and validated at the same time; each may
+    /// hold up to OBSERVER_MAX_REPLAY_DECOMPRESSED of memory. Others wait
+    /// (up to 10 s, then 503). [default: twice the CPU count]
+    #[arg(long, env = "OBSERVER_REPLAY_CONCURRENCY", value_name = "N")]
+    #[serde(deserialize_with = "scalar")]
+    pub replay_concurrency: Option<String>,
+
     /// Most errors or events in one batch request. [default: 100]
     #[arg(long, env = "OBSERVER_MAX_BATCH_ITEMS", value_name = "N")]
     #[serde(deserialize_with = "scalar")]
@@ -146,6 +153,12 @@ pub struct Settings {
     #[arg(long, env = "OBSERVER_QUEUE_CAPACITY", value_name = "N")]
     #[serde(deserialize_with = "scalar")]
     pub queue_capacity: Option<String>,
+
+    /// Most bytes of log lines that may wait for delivery; when reached,
+    /// ingestion answers 503. [default: 256MiB]
+    #[arg(long, env = "OBSERVER_QUEUE_BYTES", value_name = "SIZE")]
+    #[serde(deserialize_with = "scalar")]
+    pub queue_bytes: Option<String>,
 
     /// Most records in one Loki push. [default: 1000]
     #[arg(long, env = "OBSERVER_LOKI_BATCH_RECORDS", value_name = "N")]
@@ -168,6 +181,13 @@ pub struct Settings {
     #[arg(long, env = "OBSERVER_RATE_LIMIT_PER_IP", value_name = "N")]
     #[serde(deserialize_with = "scalar")]
     pub rate_limit_per_ip: Option<String>,
+
+    /// Take the client IP for rate limiting from the left-most
+    /// `X-Forwarded-For` entry. Only enable behind a proxy that sets it.
+    /// [default: false]
+    #[arg(long, env = "OBSERVER_TRUST_FORWARDED_FOR", value_name = "BOOL")]
+    #[serde(deserialize_with = "scalar")]
+    pub trust_forwarded_for: Option<String>,
 
     /// How long shutdown waits for in-flight requests and log delivery.
     /// [default: 15s]
@@ -229,13 +249,16 @@ impl Settings {
             max_json_body,
             max_replay_body,
             max_replay_decompressed,
+            replay_concurrency,
             max_batch_items,
             request_timeout,
             queue_capacity,
+            queue_bytes,
             loki_batch_records,
             loki_batch_bytes,
             loki_batch_wait,
             rate_limit_per_ip,
+            trust_forwarded_for,
             shutdown_timeout,
             log,
         )
@@ -271,10 +294,13 @@ pub struct Limits {
     pub max_json_body: usize,
     pub max_replay_body: usize,
     pub max_replay_decompressed: usize,
+    pub replay_concurrency: usize,
     pub max_batch_items: usize,
     pub request_timeout: Duration,
     pub queue_capacity: usize,
+    pub queue_bytes: usize,
     pub rate_limit_per_ip: u32,
+    pub trust_forwarded_for: bool,
 }
 
 /// How log records reach Loki.
@@ -300,6 +326,9 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     pub log_filter: String,
 }
+
+/// Upper bound for the record queue (tokio's channel panics far above it).
+const MAX_QUEUE_CAPACITY: usize = 10_000_000;
 
 /// Bytes in a MiB, for defaults.
 const MIB: usize = 1024 * 1024;
@@ -332,6 +361,22 @@ fn parse_duration(setting: &'static str, raw: Option<&str>, default: Duration) -
         return Err(invalid(setting, "must be greater than zero"));
     }
     Ok(d)
+}
+
+fn parse_log_filter(raw: Option<&str>) -> Result<String, ConfigError> {
+    let filter = raw.unwrap_or("info").trim().to_owned();
+    tracing_subscriber::EnvFilter::try_new(&filter)
+        .map_err(|e| invalid("OBSERVER_LOG", format!("{filter:?} is not a log filter: {e}")))?;
+    Ok(filter)
+}
+
+fn parse_bool(setting: &'static str, raw: Option<&str>, default: bool) -> Result<bool, ConfigError> {
+    match raw.map(|r| r.trim().to_ascii_lowercase()).as_deref() {
+        None => Ok(default),
+        Some("true" | "1" | "yes" | "on") => Ok(true),
+        Some("false" | "0" | "no" | "off") => Ok(false),
+        Some(other) => Err(invalid(setting, format!("{other:?} is not true or false"))),
+    }
 }
 
 fn parse_http_url(setting: &'static str, raw: &str) -> Result<Url, ConfigError> {
@@ -463,6 +508,12 @@ impl Config {
                 s.max_replay_decompressed.as_deref(),
                 50 * MIB,
             )?,
+            replay_concurrency: parse_count(
+                "OBSERVER_REPLAY_CONCURRENCY",
+                s.replay_concurrency.as_deref(),
+                2 * std::thread::available_parallelism().map_or(1, usize::from),
+                1,
+            )?,
             max_batch_items: parse_count("OBSERVER_MAX_BATCH_ITEMS", s.max_batch_items.as_deref(), 100, 1)?,
             request_timeout: parse_duration(
                 "OBSERVER_REQUEST_TIMEOUT",
@@ -470,15 +521,23 @@ impl Config {
                 Duration::from_secs(30),
             )?,
             queue_capacity: parse_count("OBSERVER_QUEUE_CAPACITY", s.queue_capacity.as_deref(), 50_000, 1)?,
+            queue_bytes: parse_size("OBSERVER_QUEUE_BYTES", s.queue_bytes.as_deref(), 256 * MIB)?,
             rate_limit_per_ip: parse_count("OBSERVER_RATE_LIMIT_PER_IP", s.rate_limit_per_ip.as_deref(), 0, 0)?
                 .try_into()
                 .map_err(|_| invalid("OBSERVER_RATE_LIMIT_PER_IP", "too large"))?,
+            trust_forwarded_for: parse_bool("OBSERVER_TRUST_FORWARDED_FOR", s.trust_forwarded_for.as_deref(), false)?,
         };
         if limits.max_replay_decompressed < limits.max_replay_body {
             return Err(invalid(
                 "OBSERVER_MAX_REPLAY_DECOMPRESSED",
                 "must be at least OBSERVER_MAX_REPLAY_BODY (a plain JSON chunk is as large decompressed as received)",
             ));
+        }
+        if limits.queue_capacity > MAX_QUEUE_CAPACITY {
+            return Err(invalid("OBSERVER_QUEUE_CAPACITY", format!("must be at most {MAX_QUEUE_CAPACITY}")));
+        }
+        if limits.queue_bytes < limits.max_json_body {
+            return Err(invalid("OBSERVER_QUEUE_BYTES", "must be at least OBSERVER_MAX_JSON_BODY"));
         }
         if limits.queue_capacity < limits.max_batch_items {
             return Err(invalid("OBSERVER_QUEUE_CAPACITY", "must be at least OBSERVER_MAX_BATCH_ITEMS"));
@@ -503,7 +562,7 @@ impl Config {
                 s.shutdown_timeout.as_deref(),
                 Duration::from_secs(15),
             )?,
-            log_filter: s.log.clone().unwrap_or_else(|| "info".to_owned()),
+            log_filter: parse_log_filter(s.log.as_deref())?,
         })
     }
 }

@@ -160,12 +160,13 @@ struct ErrorBody<'a> {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if status.is_server_error() {
-            // Internal causes are logged here and never sent to the client.
-            match &self {
-                ApiError::Internal(source) => tracing::error!(error = %source, "request failed"),
-                other => tracing::warn!(error = %other, "request refused"),
-            }
+        // Internal causes are logged here and never sent to the client.
+        // 503s are counted in metrics and logged at debug only: during an
+        // outage every request would otherwise add a log line.
+        match &self {
+            ApiError::Internal(source) => tracing::error!(error = %source, "request failed"),
+            ApiError::Unavailable { .. } => tracing::debug!(error = %self, "request refused"),
+            _ => {}
         }
         let details: &[FieldError] = match &self {
             ApiError::Invalid { details, .. } => details,

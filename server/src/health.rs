@@ -41,7 +41,9 @@ impl Readiness {
     pub fn start(store: Arc<dyn ReplayStore>, loki: Option<Url>, queue: RecordQueue) -> Readiness {
         let readiness =
             Readiness { report: Arc::new(RwLock::new(None)), shutting_down: Arc::new(AtomicBool::new(false)) };
-        let client = reqwest::Client::new();
+        // Building a client only fails if TLS cannot start; the Loki probe
+        // then reports that instead of the process panicking.
+        let client = reqwest::Client::builder().build().map_err(|e| e.to_string());
         let published = readiness.clone();
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(PROBE_INTERVAL);
@@ -83,7 +85,7 @@ impl Readiness {
 async fn probe(
     store: &dyn ReplayStore,
     loki: Option<&Url>,
-    client: &reqwest::Client,
+    client: &Result<reqwest::Client, String>,
     queue: &RecordQueue,
 ) -> ProbeReport {
     let store_check = async {
@@ -94,7 +96,10 @@ async fn probe(
     };
     let loki_check = async {
         match loki {
-            Some(url) => Some(crate::delivery::check_loki(client, url).await),
+            Some(url) => Some(match client {
+                Ok(client) => crate::delivery::check_loki(client, url).await,
+                Err(e) => Err(format!("cannot create an HTTP client: {e}")),
+            }),
             None => None,
         }
     };

@@ -11,6 +11,7 @@ pub mod health;
 pub mod ingest;
 pub mod metrics;
 pub mod payload;
+pub mod rate_limit;
 pub mod routes;
 pub mod state;
 pub mod store;
@@ -30,9 +31,10 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
-/// Runs the server on `listener` until `shutdown` completes, then stops
-/// accepting, lets in-flight requests finish and flushes delivery, all
-/// within `config.shutdown_timeout`.
+/// Runs the server on `listener` until `shutdown` completes, then marks
+/// itself not ready, stops accepting, lets in-flight requests finish and
+/// flushes delivery, all within `config.shutdown_timeout` (at least 1 s is
+/// left for delivery).
 pub async fn serve(
     config: Config,
     listener: TcpListener,
@@ -54,34 +56,41 @@ pub async fn serve(
     let state = AppState::new(config.clone(), store, queue, metrics, Arc::new(registry), readiness.clone());
     let app = routes::router(state).into_make_service_with_connect_info::<SocketAddr>();
 
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    // One deadline, set when the signal arrives, covers both finishing
+    // in-flight requests and flushing delivery.
+    let timeout = config.shutdown_timeout;
+    let (deadline_tx, mut deadline_rx) = tokio::sync::watch::channel(None::<tokio::time::Instant>);
     let signal_readiness = readiness.clone();
     tokio::spawn(async move {
         shutdown.await;
         signal_readiness.begin_shutdown();
-        let _ = stop_tx.send(());
+        let _ = deadline_tx.send(Some(tokio::time::Instant::now() + timeout));
     });
-    let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
+    let mut stop_rx = deadline_rx.clone();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        let _ = stop_rx.await;
+        let _ = stop_rx.wait_for(Option::is_some).await;
         tracing::info!("shutdown: no longer accepting connections, finishing in-flight requests");
-        let _ = stopping_tx.send(true);
     });
-    let server = tokio::spawn(async move { server.await });
-    // In-flight requests get the shutdown timeout, then are abandoned.
-    let timeout = config.shutdown_timeout;
-    let mut server = server;
-    tokio::select! {
-        result = &mut server => result.map_err(std::io::Error::other)??,
+    let mut server = tokio::spawn(async move { server.await });
+    let served = tokio::select! {
+        result = &mut server => result.map_err(std::io::Error::other).and_then(|r| r),
         () = async {
-            let _ = stopping_rx.wait_for(|stopping| *stopping).await;
-            tokio::time::sleep(timeout).await;
+            let deadline = match deadline_rx.wait_for(Option::is_some).await {
+                Ok(deadline) => deadline.unwrap_or_else(tokio::time::Instant::now),
+                Err(_) => std::future::pending().await,
+            };
+            tokio::time::sleep_until(deadline).await;
         } => {
             tracing::warn!("shutdown: in-flight requests did not finish within {} s", timeout.as_secs());
             server.abort();
+            Ok(())
         }
-    }
-    delivery.shutdown(timeout).await;
+    };
+    // Whatever happened to the listener, queued records get their chance.
+    let deadline = *deadline_rx.borrow();
+    let remaining = deadline.map_or(timeout, |d| d.saturating_duration_since(tokio::time::Instant::now()));
+    delivery.shutdown(remaining.max(std::time::Duration::from_secs(1))).await;
+    served?;
     tracing::info!("shutdown complete");
     Ok(())
 }

@@ -11,6 +11,7 @@ use crate::{
     health::Readiness,
     ingest::user_agent::UserAgentParser,
     metrics::Metrics,
+    rate_limit::RateLimiter,
     store::ReplayStore,
 };
 
@@ -30,6 +31,10 @@ pub struct AppState {
     pub user_agents: Arc<UserAgentParser>,
     pub ingest_keys: IngestKeys,
     pub readiness: Readiness,
+    /// Bounds how many replay chunks are inflated at once (memory).
+    pub replay_permits: Arc<tokio::sync::Semaphore>,
+    /// `None` when rate limiting is off.
+    pub rate_limiter: Option<RateLimiter>,
 }
 
 impl AppState {
@@ -43,6 +48,8 @@ impl AppState {
     ) -> AppState {
         AppState {
             ingest_keys: IngestKeys::new(&config.ingest_keys),
+            replay_permits: Arc::new(tokio::sync::Semaphore::new(config.limits.replay_concurrency)),
+            rate_limiter: RateLimiter::new(config.limits.rate_limit_per_ip, config.limits.trust_forwarded_for),
             user_agents: Arc::new(UserAgentParser::new(USER_AGENT_CACHE_ENTRIES)),
             records: Arc::new(queue.clone()),
             queue,

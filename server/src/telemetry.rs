@@ -18,7 +18,7 @@ impl ServerLogs {
     pub async fn shutdown(self) {
         if let Some(controller) = self.loki {
             // Bounded: tracing-loki retries forever when Loki is gone.
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), controller.shutdown()).await;
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), controller.shutdown()).await;
         }
     }
 }

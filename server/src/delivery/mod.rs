@@ -36,12 +36,18 @@ pub enum DeliveryError {
 pub trait RecordSink: Send + Sync + 'static {
     /// Accepts all of `records` or none of them.
     fn submit(&self, records: Vec<LogRecord>) -> Result<(), DeliveryError>;
+
+    /// Whether a small submission would likely be accepted now (a hint for
+    /// callers that can wait instead of failing).
+    fn has_room(&self) -> bool {
+        true
+    }
 }
 
 /// Creates the record queue and spawns its worker on the current runtime:
 /// Loki when `config.loki` is set, JSON lines on stdout otherwise.
 pub fn start(config: &Config, metrics: Arc<Metrics>) -> (RecordQueue, DeliveryHandle) {
-    let (queue, rx) = RecordQueue::new(config.limits.queue_capacity, Arc::clone(&metrics));
+    let (queue, rx) = RecordQueue::new(config.limits.queue_capacity, config.limits.queue_bytes, Arc::clone(&metrics));
     let labels =
         worker::StreamLabels { service_name: config.service_name.clone(), environment: config.environment.clone() };
     let handle = worker::spawn(rx, metrics, config.loki.clone(), labels);

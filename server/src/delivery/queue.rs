@@ -1,9 +1,18 @@
 //! `RecordQueue`: the bounded queue between routes and the delivery worker.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use prometheus_client::metrics::{counter::Counter, family::Family};
-use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio::sync::mpsc::{
+    self,
+    error::{TryRecvError, TrySendError},
+};
 
 use super::{DeliveryError, LogRecord, RecordSink};
 use crate::metrics::{KindLabels, Metrics, RecordKind};
@@ -16,25 +25,95 @@ const RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// Cloneable handle routes submit records to. A full queue refuses the whole
 /// submission, so the client retries it; nothing is dropped silently.
+///
+/// Bounded twice: by record count and by bytes, because one error line can
+/// be a few hundred KB and a count alone would let a Loki outage fill memory.
 #[derive(Debug, Clone)]
 pub struct RecordQueue {
     tx: mpsc::Sender<LogRecord>,
+    bytes: Arc<AtomicUsize>,
+    max_bytes: usize,
     metrics: Arc<Metrics>,
 }
 
+/// The worker's end of the queue; gives back the byte budget of every
+/// record it takes out.
+#[derive(Debug)]
+pub(super) struct QueueReceiver {
+    rx: mpsc::Receiver<LogRecord>,
+    bytes: Arc<AtomicUsize>,
+}
+
+/// Bytes a queued record holds.
+fn record_bytes(record: &LogRecord) -> usize {
+    record.line.len() + record.metadata.iter().map(|(name, value)| name.len() + value.len()).sum::<usize>()
+}
+
+impl QueueReceiver {
+    fn release(&self, record: &LogRecord) {
+        self.bytes.fetch_sub(record_bytes(record), Ordering::AcqRel);
+    }
+
+    pub(super) async fn recv(&mut self) -> Option<LogRecord> {
+        let record = self.rx.recv().await;
+        if let Some(record) = &record {
+            self.release(record);
+        }
+        record
+    }
+
+    pub(super) async fn recv_many(&mut self, buffer: &mut Vec<LogRecord>, limit: usize) -> usize {
+        let start = buffer.len();
+        let n = self.rx.recv_many(buffer, limit).await;
+        for record in &buffer[start..] {
+            self.release(record);
+        }
+        n
+    }
+
+    pub(super) fn try_recv(&mut self) -> Result<LogRecord, TryRecvError> {
+        let record = self.rx.try_recv()?;
+        self.release(&record);
+        Ok(record)
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.rx.len()
+    }
+
+    pub(super) fn close(&mut self) {
+        self.rx.close();
+    }
+}
+
 impl RecordQueue {
-    /// A queue of `capacity` records and the receiver the worker drains.
-    pub(super) fn new(capacity: usize, metrics: Arc<Metrics>) -> (RecordQueue, mpsc::Receiver<LogRecord>) {
+    /// A queue of at most `capacity` records and `max_bytes` bytes, and the
+    /// receiver the worker drains.
+    pub(super) fn new(capacity: usize, max_bytes: usize, metrics: Arc<Metrics>) -> (RecordQueue, QueueReceiver) {
         // `mpsc::channel(0)` panics; config already refuses 0.
         let (tx, rx) = mpsc::channel(capacity.max(1));
         metrics.queue_capacity.set(gauge_value(tx.max_capacity()));
-        (RecordQueue { tx, metrics }, rx)
+        let bytes = Arc::new(AtomicUsize::new(0));
+        (RecordQueue { tx, bytes: bytes.clone(), max_bytes, metrics }, QueueReceiver { rx, bytes })
     }
 
-    /// Share of the queue in use, 0.0 to 1.0; readiness fails near 1.0.
+    /// Share of the queue in use (by count or bytes, whichever is higher),
+    /// 0.0 to 1.0; readiness fails near 1.0.
     pub fn fill_ratio(&self) -> f64 {
         let max = self.tx.max_capacity();
-        (max - self.tx.capacity()) as f64 / max as f64
+        let by_count = (max - self.tx.capacity()) as f64 / max as f64;
+        let by_bytes = self.bytes.load(Ordering::Acquire) as f64 / self.max_bytes.max(1) as f64;
+        by_count.max(by_bytes).min(1.0)
+    }
+
+    /// Takes `n` bytes of the budget, or none if that would exceed it.
+    fn reserve_bytes(&self, n: usize) -> bool {
+        let before = self.bytes.fetch_add(n, Ordering::AcqRel);
+        if before.saturating_add(n) > self.max_bytes {
+            self.bytes.fetch_sub(n, Ordering::AcqRel);
+            return false;
+        }
+        true
     }
 
     fn update_gauge(&self) {
@@ -49,9 +128,18 @@ impl RecordQueue {
 }
 
 impl RecordSink for RecordQueue {
+    fn has_room(&self) -> bool {
+        self.tx.capacity() > 0 && self.bytes.load(Ordering::Acquire) < self.max_bytes
+    }
+
     fn submit(&self, records: Vec<LogRecord>) -> Result<(), DeliveryError> {
         if records.is_empty() {
             return Ok(());
+        }
+        let bytes: usize = records.iter().map(record_bytes).sum();
+        if !self.reserve_bytes(bytes) {
+            Self::count(&self.metrics.queue_full, &records);
+            return Err(DeliveryError::QueueFull { retry_after: RETRY_AFTER });
         }
         match self.tx.try_reserve_many(records.len()) {
             Ok(permits) => {
@@ -63,11 +151,15 @@ impl RecordSink for RecordQueue {
                 Ok(())
             }
             Err(TrySendError::Full(())) => {
+                self.bytes.fetch_sub(bytes, Ordering::AcqRel);
                 Self::count(&self.metrics.queue_full, &records);
                 self.update_gauge();
                 Err(DeliveryError::QueueFull { retry_after: RETRY_AFTER })
             }
-            Err(TrySendError::Closed(())) => Err(DeliveryError::Closed),
+            Err(TrySendError::Closed(())) => {
+                self.bytes.fetch_sub(bytes, Ordering::AcqRel);
+                Err(DeliveryError::Closed)
+            }
         }
     }
 }
@@ -109,7 +201,7 @@ mod tests {
     #[test]
     fn full_queue_refuses_the_whole_submission() {
         let metrics = Arc::new(Metrics::new(&mut Registry::default()));
-        let (queue, mut rx) = RecordQueue::new(3, metrics.clone());
+        let (queue, mut rx) = RecordQueue::new(3, 1 << 30, metrics.clone());
         assert_eq!(metrics.queue_capacity.get(), 3);
 
         queue.submit(vec![record(RecordKind::Error, "a"), record(RecordKind::Event, "b")]).unwrap();
@@ -132,18 +224,47 @@ mod tests {
     #[test]
     fn submission_larger_than_the_queue_is_refused_not_split() {
         let metrics = Arc::new(Metrics::new(&mut Registry::default()));
-        let (queue, rx) = RecordQueue::new(2, metrics);
+        let (queue, rx) = RecordQueue::new(2, 1 << 30, metrics);
         let records = (0..3).map(|i| record(RecordKind::Event, &i.to_string())).collect();
         assert!(matches!(queue.submit(records), Err(DeliveryError::QueueFull { .. })));
-        assert!(rx.is_empty());
+        assert_eq!(rx.len(), 0);
     }
 
     #[test]
     fn closed_queue_says_so() {
         let metrics = Arc::new(Metrics::new(&mut Registry::default()));
-        let (queue, mut rx) = RecordQueue::new(2, metrics);
+        let (queue, mut rx) = RecordQueue::new(2, 1 << 30, metrics);
         rx.close();
         assert!(matches!(queue.submit(vec![record(RecordKind::Error, "a")]), Err(DeliveryError::Closed)));
         assert!(queue.submit(vec![]).is_ok(), "nothing to deliver is not an error");
+    }
+}
+
+#[cfg(test)]
+mod byte_budget_tests {
+    use std::time::SystemTime;
+
+    use prometheus_client::registry::Registry;
+
+    use super::*;
+    use crate::delivery::Level;
+
+    #[tokio::test]
+    async fn byte_budget_refuses_and_is_given_back() {
+        let metrics = Arc::new(Metrics::new(&mut Registry::default()));
+        let (queue, mut rx) = RecordQueue::new(100, 10, metrics);
+        let record = |line: &str| LogRecord {
+            kind: RecordKind::Error,
+            level: Level::Error,
+            received_at: SystemTime::now(),
+            line: line.to_owned(),
+            metadata: vec![],
+        };
+        queue.submit(vec![record("123456")]).unwrap();
+        assert!(matches!(queue.submit(vec![record("12345")]), Err(DeliveryError::QueueFull { .. })));
+        assert!((queue.fill_ratio() - 0.6).abs() < 1e-9);
+        assert!(rx.recv().await.is_some());
+        queue.submit(vec![record("1234567890")]).unwrap();
+        assert!(!queue.has_room());
     }
 }

@@ -290,7 +290,7 @@ async fn shutdown_deadline_counts_what_is_left() {
 #[tokio::test]
 async fn stdout_destination_writes_one_line_per_record() {
     let metrics = metrics();
-    let (queue, rx) = RecordQueue::new(10, metrics.clone());
+    let (queue, rx) = RecordQueue::new(10, 1 << 30, metrics.clone());
     let (writer, mut reader) = tokio::io::duplex(64 * 1024);
     let handle = spawn_with(rx, metrics.clone(), |control| run_stdout(control, writer));
     queue.submit(events(&[r#"{"a":1}"#, r#"{"b":2}"#])).unwrap();

@@ -8,10 +8,7 @@ use std::{collections::HashMap, future::Future, io, mem, sync::Arc, time::Durati
 
 use tokio::{
     io::{AsyncWrite, AsyncWriteExt, BufWriter},
-    sync::{
-        mpsc,
-        oneshot::{self, error::RecvError},
-    },
+    sync::oneshot::{self, error::RecvError},
     task::JoinHandle,
     time::{Instant, sleep, sleep_until},
 };
@@ -19,6 +16,7 @@ use tokio::{
 use super::{
     Level, LogRecord,
     loki_push::{self, LokiClient, LokiRequest, PushError},
+    queue::QueueReceiver,
     queue::gauge_value,
 };
 use crate::{
@@ -62,7 +60,7 @@ impl DeliveryHandle {
 
 /// Spawns the worker for `rx`: Loki when configured, stdout otherwise.
 pub(super) fn spawn(
-    rx: mpsc::Receiver<LogRecord>,
+    rx: QueueReceiver,
     metrics: Arc<Metrics>,
     loki: Option<LokiConfig>,
     labels: StreamLabels,
@@ -75,7 +73,7 @@ pub(super) fn spawn(
     })
 }
 
-pub(super) fn spawn_with<F, Fut>(rx: mpsc::Receiver<LogRecord>, metrics: Arc<Metrics>, run: F) -> DeliveryHandle
+pub(super) fn spawn_with<F, Fut>(rx: QueueReceiver, metrics: Arc<Metrics>, run: F) -> DeliveryHandle
 where
     F: FnOnce(Control) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
@@ -105,7 +103,7 @@ impl StreamLabels {
 
 /// The receiver plus the shutdown state every wait in the worker watches.
 pub(super) struct Control {
-    rx: mpsc::Receiver<LogRecord>,
+    rx: QueueReceiver,
     signal: Option<oneshot::Receiver<Instant>>,
     /// Set once shutdown starts: the queue is closed and draining.
     deadline: Option<Instant>,

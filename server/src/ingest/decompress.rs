@@ -8,9 +8,9 @@
 use std::io::Read;
 
 use axum::body::Body;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use flate2::read::MultiGzDecoder;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 
 use crate::error::{ApiError, LimitName};
 
@@ -22,8 +22,12 @@ pub fn is_gzip(bytes: &[u8]) -> bool {
 }
 
 /// Reads a whole request body, refusing more than `max` bytes.
+///
+/// Frames are appended to one buffer as they arrive and dropped, so the
+/// body is never held twice; the buffer is sized from `Content-Length` (at
+/// most `max`) so it rarely grows.
 pub async fn read_body(
-    body: Body,
+    mut body: Body,
     content_length: Option<u64>,
     max: usize,
     limit: LimitName,
@@ -32,11 +36,18 @@ pub async fn read_body(
     if content_length.is_some_and(|len| len > max as u64) {
         return Err(too_large());
     }
-    match Limited::new(body, max).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<LengthLimitError>() => Err(too_large()),
-        Err(e) => Err(ApiError::invalid_body(format!("could not read the request body: {e}"))),
+    let capacity = content_length.map_or(16 * 1024, |len| len as usize).min(max);
+    let mut buffer = BytesMut::with_capacity(capacity);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ApiError::invalid_body(format!("could not read the request body: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            if buffer.len() + data.len() > max {
+                return Err(too_large());
+            }
+            buffer.extend_from_slice(&data);
+        }
     }
+    Ok(buffer.freeze())
 }
 
 /// Inflates a gzip body (one or more members) into at most `max` bytes.

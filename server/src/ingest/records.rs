@@ -101,13 +101,20 @@ fn metadata(pairs: [(&'static str, Option<&str>); 4]) -> Vec<(&'static str, Stri
     pairs.into_iter().filter_map(|(name, value)| value.map(|v| (name, v.to_owned()))).collect()
 }
 
-pub fn error_record(report: &ErrorReport, ctx: &RequestContext) -> LogRecord {
+/// The Loki entry time of item `index` of a request: the receive time plus
+/// `index` nanoseconds. Loki drops an entry whose stream, timestamp and line
+/// equal another's, so identical items of one batch must not share a time.
+fn entry_time(ctx: &RequestContext, index: usize) -> SystemTime {
+    ctx.received_at + std::time::Duration::from_nanos(index as u64)
+}
+
+pub fn error_record(report: &ErrorReport, index: usize, ctx: &RequestContext) -> LogRecord {
     let fingerprint = fingerprint(report.r#type.as_deref(), &report.message, report.stack.as_deref());
     let line = to_line(&ErrorLine { kind: "error", report, fingerprint: &fingerprint, request: ClientFields::of(ctx) });
     LogRecord {
         kind: RecordKind::Error,
         level: Level::Error,
-        received_at: ctx.received_at,
+        received_at: entry_time(ctx, index),
         line,
         metadata: metadata([
             ("session_id", report.session_id.as_deref()),
@@ -118,12 +125,12 @@ pub fn error_record(report: &ErrorReport, ctx: &RequestContext) -> LogRecord {
     }
 }
 
-pub fn event_record(event: &AnalyticsEvent, ctx: &RequestContext) -> LogRecord {
+pub fn event_record(event: &AnalyticsEvent, index: usize, ctx: &RequestContext) -> LogRecord {
     let line = to_line(&EventLine { kind: "event", event, request: ClientFields::of(ctx) });
     LogRecord {
         kind: RecordKind::Event,
         level: Level::Info,
-        received_at: ctx.received_at,
+        received_at: entry_time(ctx, index),
         line,
         metadata: metadata([
             ("session_id", event.session_id.as_deref()),

@@ -20,6 +20,8 @@ pub struct PreparedChunk {
     pub gzip: Bytes,
     pub received_bytes: usize,
     pub decompressed_bytes: usize,
+    /// Whether the client sent gzip (else Observer compressed it).
+    pub was_gzip: bool,
     pub summary: ChunkSummary,
 }
 
@@ -31,7 +33,7 @@ pub fn prepare_chunk(received: Bytes, declared_gzip: bool, limits: &Limits) -> R
     if declared_gzip || is_gzip(&received) {
         let json = gunzip_bounded(&received, limits.max_replay_decompressed, LimitName::ReplayDecompressed)?;
         let summary = validate_chunk(&json)?;
-        Ok(PreparedChunk { gzip: received, received_bytes, decompressed_bytes: json.len(), summary })
+        Ok(PreparedChunk { gzip: received, received_bytes, decompressed_bytes: json.len(), was_gzip: true, summary })
     } else {
         let summary = validate_chunk(&received)?;
         // Fast compression: rrweb JSON still shrinks ~8-10x at level 1,
@@ -39,6 +41,12 @@ pub fn prepare_chunk(received: Bytes, declared_gzip: bool, limits: &Limits) -> R
         let mut encoder = GzEncoder::new(Vec::with_capacity(received.len() / 6), Compression::fast());
         encoder.write_all(&received).and_then(|()| encoder.flush()).map_err(|e| ApiError::Internal(Box::new(e)))?;
         let gzip = encoder.finish().map_err(|e| ApiError::Internal(Box::new(e)))?;
-        Ok(PreparedChunk { gzip: gzip.into(), received_bytes, decompressed_bytes: received.len(), summary })
+        Ok(PreparedChunk {
+            gzip: gzip.into(),
+            received_bytes,
+            decompressed_bytes: received.len(),
+            was_gzip: false,
+            summary,
+        })
     }
 }

@@ -68,10 +68,13 @@ impl DeviceType {
 /// uap's catch-all `Other` becomes `None`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct ClientInfo {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub browser: Option<String>,
     /// Major version only: minor versions split dashboards without telling
     /// anything useful, and Chrome's reduced UA string freezes them anyway.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub browser_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub os: Option<String>,
     pub device_type: DeviceType,
 }

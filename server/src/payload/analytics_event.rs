@@ -75,4 +75,9 @@ impl BatchItem for AnalyticsEvent {
         self.timestamp = Some(check_timestamp(self.timestamp, index, received_ms, errors));
         check_object_size(self.properties.as_ref(), "properties", MAX_PROPERTIES_BYTES, index, errors);
     }
+
+    fn stand_in(field: &str) -> Option<serde_json::Value> {
+        // page_view: the type that requires no other field.
+        (field == "type").then(|| serde_json::Value::from("page_view"))
+    }
 }

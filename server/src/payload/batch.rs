@@ -13,6 +13,12 @@ use crate::error::{ApiError, FieldError, LimitName};
 pub trait BatchItem: DeserializeOwned + Validate {
     /// Extra checks; push one `FieldError` per problem.
     fn check(&mut self, index: Option<usize>, received_ms: i64, errors: &mut Vec<FieldError>);
+
+    /// A valid value for a required field, used only to keep looking for
+    /// further problems after that field was already reported as bad.
+    fn stand_in(_field: &str) -> Option<serde_json::Value> {
+        None
+    }
 }
 
 /// Parses `body` as one object or an array of at most `max_items` objects.
@@ -66,7 +72,7 @@ fn parse_item<T: BatchItem>(
     let mut item: T = match serde_path_to_error::deserialize(&mut *de) {
         Ok(item) => item,
         Err(e) => {
-            errors.push(serde_field_error(index, &e));
+            report_every_bad_field::<T>(bytes, index, received_ms, serde_field_error(index, &e), errors);
             return None;
         }
     };
@@ -80,6 +86,61 @@ fn parse_item<T: BatchItem>(
     }
     item.check(index, received_ms, errors);
     (errors.len() == before).then_some(item)
+}
+
+/// Error path only: serde stops at the first bad field, but clients deserve
+/// every problem of an item at once. Take the item apart as a JSON object,
+/// drop each field serde refuses and try again, then run the remaining
+/// checks on what is left.
+fn report_every_bad_field<T: BatchItem>(
+    bytes: &[u8],
+    index: Option<usize>,
+    received_ms: i64,
+    first: FieldError,
+    errors: &mut Vec<FieldError>,
+) {
+    let Ok(mut object) = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(bytes) else {
+        errors.push(first);
+        return;
+    };
+    let start = errors.len();
+    let mut problem = first;
+    // Bounded: every round removes a field or stands one in, at most once each.
+    for _ in 0..=2 * object.len() + 2 {
+        let already_reported = errors[start..].iter().any(|e| e.field == problem.field);
+        if already_reported {
+            // A required field that was removed as bad: stand a valid value
+            // in for it, or stop if there is none.
+            match T::stand_in(&problem.field) {
+                Some(value) if !object.contains_key(&problem.field) => {
+                    object.insert(problem.field.clone(), value);
+                }
+                _ => return,
+            }
+        } else {
+            let field = problem.field.clone();
+            let removed = object.remove(&field).is_some();
+            errors.push(problem);
+            if !removed {
+                // Missing, not bad: stand a value in to look further, or stop.
+                let Some(value) = T::stand_in(&field) else { return };
+                object.insert(field, value);
+            }
+        }
+        match serde_path_to_error::deserialize::<_, T>(serde_json::Value::Object(object.clone())) {
+            Err(e) => problem = serde_field_error(index, &e),
+            Ok(mut item) => {
+                let mut rest = Vec::new();
+                if let Err(validation) = item.validate() {
+                    push_validation_errors(index, &validation, &mut rest);
+                }
+                item.check(index, received_ms, &mut rest);
+                let reported: Vec<String> = errors[start..].iter().map(|e| e.field.clone()).collect();
+                errors.extend(rest.into_iter().filter(|e| !reported.contains(&e.field)));
+                return;
+            }
+        }
+    }
 }
 
 /// Removes serde_json's " at line X column Y" suffix: the field name says more.

@@ -50,4 +50,8 @@ impl BatchItem for ErrorReport {
         self.timestamp = Some(check_timestamp(self.timestamp, index, received_ms, errors));
         check_object_size(self.context.as_ref(), "context", MAX_CONTEXT_BYTES, index, errors);
     }
+
+    fn stand_in(field: &str) -> Option<serde_json::Value> {
+        (field == "message").then(|| serde_json::Value::from("stand-in"))
+    }
 }

@@ -17,6 +17,9 @@ use crate::error::{ApiError, FieldError};
 /// rrweb's `EventType.Meta`, which carries the page URL in `data.href`.
 const META_EVENT_TYPE: u8 = 4;
 const MAX_EVENT_TYPE: u8 = 6;
+/// Longest page URL kept from a Meta event (the `url` limit of the other
+/// routes); a longer one is cut, so it cannot bloat the `replay_started` line.
+const MAX_HREF_CHARS: usize = 2048;
 
 /// What the server keeps from a valid chunk.
 #[derive(Debug, Clone, PartialEq)]
@@ -110,9 +113,13 @@ impl ScanState {
         self.first = self.first.min(timestamp);
         self.last = self.last.max(timestamp);
         if kind == META_EVENT_TYPE && self.meta_href.is_none() {
-            self.meta_href = event
-                .data
-                .and_then(|data| serde_json::from_str::<MetaData>(data.get()).ok().and_then(|meta| meta.href));
+            let href = event.data.and_then(|data| serde_json::from_str::<MetaData>(data.get()).ok()?.href);
+            self.meta_href = href.map(|mut href| {
+                if let Some((cut, _)) = href.char_indices().nth(MAX_HREF_CHARS) {
+                    href.truncate(cut);
+                }
+                href
+            });
         }
         Ok(())
     }

@@ -44,7 +44,7 @@ async fn ingest_errors(
     let reports: Vec<ErrorReport> = parse_batch(&json, state.config.limits.max_batch_items, epoch_ms(received_at))?;
     tracing::Span::current().record("items", reports.len());
     let context = request_context(&state, &headers, received_at);
-    let records = reports.iter().map(|report| error_record(report, &context)).collect();
+    let records = reports.iter().enumerate().map(|(i, report)| error_record(report, i, &context)).collect();
     state.records.submit(records)?;
     state.metrics.errors_accepted.inc_by(reports.len() as u64);
     Ok((StatusCode::ACCEPTED, Json(ErrorsAccepted { accepted: reports.len() })))

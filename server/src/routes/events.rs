@@ -46,7 +46,7 @@ async fn ingest_events(
     let events: Vec<AnalyticsEvent> = parse_batch(&json, state.config.limits.max_batch_items, epoch_ms(received_at))?;
     tracing::Span::current().record("items", events.len());
     let context = request_context(&state, &headers, received_at);
-    let records = events.iter().map(|event| event_record(event, &context)).collect();
+    let records = events.iter().enumerate().map(|(i, event)| event_record(event, i, &context)).collect();
     state.records.submit(records)?;
     for event in &events {
         let r#type = EventType::from(event.r#type);

@@ -36,7 +36,8 @@ pub fn check_body_headers(headers: &HeaderMap, accept: Accept) -> Result<BodyEnc
         .unwrap_or_default();
     let media_ok = match essence.as_str() {
         "application/json" | "text/plain" => true,
-        "application/octet-stream" => matches!(accept, Accept::JsonOrBinary),
+        // `sendBeacon(url, blob)` with an untyped Blob sends no Content-Type.
+        "application/octet-stream" | "" => matches!(accept, Accept::JsonOrBinary),
         _ => false,
     };
     if !media_ok {

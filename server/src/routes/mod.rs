@@ -2,7 +2,7 @@
 //!
 //! | group  | paths                                   | layers                                  |
 //! |--------|-----------------------------------------|-----------------------------------------|
-//! | ingest | `/api/observer/{errors,events,replay-events}` | CORS, origin allow-list, ingest key |
+//! | ingest | `/api/observer/{errors,events,replay-events}` | CORS, origin allow-list, ingest key, rate limit |
 //! | ops    | `/healthz`, `/readyz`, `/metrics`       | none                                    |
 //!
 //! Every route gets: HTTP metrics, tracing without secrets, a request
@@ -40,6 +40,7 @@ use crate::{
     config::AllowedOrigins,
     error::ApiError,
     metrics::{RequestLabels, Route, RouteLabels},
+    rate_limit::limit_ingest_rate,
     state::AppState,
 };
 
@@ -52,15 +53,22 @@ pub fn router(state: AppState) -> Router {
         .route("/api/observer/errors",        preflight(errors::route()))
         .route("/api/observer/events",        preflight(events::route()))
         .route("/api/observer/replay-events", preflight(replay::route()))
-        // Outermost first: CORS answers preflights before access checks run.
+        // Outermost first: CORS answers preflights before access checks run,
+        // and also decorates 408s and 500s so browsers can read them.
         .layer(ServiceBuilder::new()
             .layer(cors(&state.config.allowed_origins))
-            .layer(middleware::from_fn_with_state(state.clone(), require_ingest_access)));
+            .layer(middleware::from_fn_with_state(state.clone(), require_ingest_access))
+            .layer(middleware::from_fn_with_state(state.clone(), limit_ingest_rate))
+            .layer(catch_panic())
+            .layer(timeout(&state)));
 
     let ops = Router::new()
         .route("/healthz", ops::healthz())
         .route("/readyz",  ops::readyz())
-        .route("/metrics", ops::metrics());
+        .route("/metrics", ops::metrics())
+        .layer(ServiceBuilder::new()
+            .layer(catch_panic())
+            .layer(timeout(&state)));
 
     Router::new()
         .merge(ingest)
@@ -71,10 +79,18 @@ pub fn router(state: AppState) -> Router {
             .layer(middleware::from_fn_with_state(state.clone(), record_http_metrics))
             // Before tracing, so tokens never reach the logs.
             .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, INGEST_KEY_HEADER]))
-            .layer(TraceLayer::new_for_http().make_span_with(request_span))
-            .layer(CatchPanicLayer::custom(|_| ApiError::Internal("handler panicked".into()).into_response()))
-            .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, state.config.limits.request_timeout)))
+            .layer(TraceLayer::new_for_http().make_span_with(request_span)))
         .with_state(state)
+}
+
+/// A panic becomes a JSON 500 instead of a dropped connection.
+fn catch_panic() -> CatchPanicLayer<fn(Box<dyn std::any::Any + Send>) -> Response> {
+    CatchPanicLayer::custom(|_| ApiError::Internal("handler panicked".into()).into_response())
+}
+
+/// No request, body included, may take longer than `OBSERVER_REQUEST_TIMEOUT`.
+fn timeout(state: &AppState) -> TimeoutLayer {
+    TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, state.config.limits.request_timeout)
 }
 
 /// Gives `OPTIONS` a handler so that it passes through the route's layers,

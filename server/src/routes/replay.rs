@@ -8,7 +8,8 @@
 //!   enforced while streaming.
 //! - Stored at `{prefix}replays/{session_id}/{seq:010}.json.gz`; a re-sent
 //!   `(session_id, seq)` is answered 202 and leaves the stored chunk as it is.
-//! - Answers: 202 `{"session_id", "seq", "events"}`; 400, 401, 403, 413, 415, 503.
+//! - At most `OBSERVER_REPLAY_CONCURRENCY` chunks are inflated at once.
+//! - Answers: 202 `{"session_id", "seq", "events"}`; 400, 401, 403, 413, 415, 429, 503.
 
 use std::time::{Duration, SystemTime};
 
@@ -25,12 +26,19 @@ use super::extract::{Accept, BodyEncoding, check_body_headers, content_length, r
 use crate::{
     delivery::{DeliveryError, LogRecord},
     error::{ApiError, LimitName},
-    ingest::{decompress::read_body, records::replay_started_record, replay_chunk::prepare_chunk},
+    ingest::{
+        decompress::read_body,
+        records::{RequestContext, replay_started_record},
+        replay_chunk::{PreparedChunk, prepare_chunk},
+    },
     metrics::UndeliveredReason,
     payload::ReplayChunkQuery,
     state::AppState,
     store::{ChunkMeta, PutOutcome},
 };
+
+/// How long a chunk waits for a free decompression slot before 503.
+const REPLAY_PERMIT_WAIT: Duration = Duration::from_secs(10);
 
 pub fn route() -> MethodRouter<AppState> {
     post(ingest_replay_chunk)
@@ -56,35 +64,61 @@ async fn ingest_replay_chunk(
     let encoding = check_body_headers(&headers, Accept::JsonOrBinary)?;
     let limits = state.config.limits.clone();
     let received = read_body(body, content_length(&headers), limits.max_replay_body, LimitName::ReplayBody).await?;
-    let chunk = tokio::task::spawn_blocking(move || prepare_chunk(received, encoding == BodyEncoding::Gzip, &limits))
+    // Each chunk in preparation may hold OBSERVER_MAX_REPLAY_DECOMPRESSED bytes.
+    let permit = tokio::time::timeout(REPLAY_PERMIT_WAIT, state.replay_permits.clone().acquire_owned())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .ok_or(ApiError::Unavailable { what: "replay processing", retry_after: Duration::from_secs(5) })?;
+    let chunk = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        prepare_chunk(received, encoding == BodyEncoding::Gzip, &limits)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(Box::new(e)))??;
+
+    let context = request_context(&state, &headers, received_at);
+    let (session_id, seq, events) = (query.session_id.clone(), query.seq, chunk.summary.events);
+    let (received_bytes, decompressed_bytes, was_gzip) =
+        (chunk.received_bytes, chunk.decompressed_bytes, chunk.was_gzip);
+    // Detached: once the chunk is written its replay_started record must
+    // follow, even if the client disconnects or the request times out.
+    let outcome = tokio::spawn(store_and_announce(state.clone(), query, chunk, context))
         .await
         .map_err(|e| ApiError::Internal(Box::new(e)))??;
 
+    let m = &state.metrics;
+    m.replay_chunks_accepted.inc();
+    if outcome == PutOutcome::AlreadyExists {
+        m.replay_chunks_duplicate.inc();
+    } else {
+        m.replay_received_bytes.inc_by(received_bytes as u64);
+        m.replay_decompressed_bytes.inc_by(decompressed_bytes as u64);
+        if was_gzip {
+            m.replay_compression_ratio.observe(decompressed_bytes as f64 / received_bytes.max(1) as f64);
+        }
+    }
+    Ok((StatusCode::ACCEPTED, Json(ReplayChunkAccepted { session_id: session_id.to_string(), seq, events })))
+}
+
+async fn store_and_announce(
+    state: AppState,
+    query: ReplayChunkQuery,
+    chunk: PreparedChunk,
+    context: RequestContext,
+) -> Result<PutOutcome, ApiError> {
     let summary = &chunk.summary;
     let meta = ChunkMeta {
         first_timestamp: summary.first_timestamp,
         last_timestamp: summary.last_timestamp,
         events: summary.events,
     };
-    let outcome = state.store.put_chunk(&query.session_id, query.seq, chunk.gzip.clone(), meta).await?;
+    let outcome = state.store.put_chunk(&query.session_id, query.seq, chunk.gzip, meta).await?;
     if outcome == PutOutcome::Created && query.seq == 0 {
-        let context = request_context(&state, &headers, received_at);
         let record = replay_started_record(&query.session_id, query.user_id.as_deref(), summary, &context);
         submit_replay_started(&state, record).await;
     }
-
-    let m = &state.metrics;
-    m.replay_chunks_accepted.inc();
-    if outcome == PutOutcome::AlreadyExists {
-        m.replay_chunks_duplicate.inc();
-    }
-    m.replay_received_bytes.inc_by(chunk.received_bytes as u64);
-    m.replay_decompressed_bytes.inc_by(chunk.decompressed_bytes as u64);
-    m.replay_compression_ratio.observe(chunk.decompressed_bytes as f64 / chunk.received_bytes.max(1) as f64);
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(ReplayChunkAccepted { session_id: query.session_id.to_string(), seq: query.seq, events: summary.events }),
-    ))
+    Ok(outcome)
 }
 
 /// The chunk is already stored, so answering 503 now would make the client
@@ -93,17 +127,15 @@ async fn ingest_replay_chunk(
 async fn submit_replay_started(state: &AppState, record: LogRecord) {
     const PATIENCE: Duration = Duration::from_secs(5);
     let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        match state.records.submit(vec![record.clone()]) {
-            Ok(()) => return,
-            Err(DeliveryError::QueueFull { .. }) if tokio::time::Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "replay_started record could not be queued; it is lost");
-                state.metrics.undelivered(UndeliveredReason::QueueFull, 1);
-                return;
-            }
-        }
+    while !state.records.has_room() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if let Err(e) = state.records.submit(vec![record]) {
+        tracing::error!(error = %e, "replay_started record could not be queued; it is lost");
+        let reason = match e {
+            DeliveryError::QueueFull { .. } => UndeliveredReason::QueueFull,
+            DeliveryError::Closed => UndeliveredReason::Shutdown,
+        };
+        state.metrics.undelivered(reason, 1);
     }
 }

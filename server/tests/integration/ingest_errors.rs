@@ -133,3 +133,17 @@ async fn text_plain_and_gzip_bodies_are_accepted() {
     assert_eq!(r.status(), 202);
     server.wait_stdout_records(2, |r| r["session_id"] == session.as_str()).await;
 }
+
+#[tokio::test]
+async fn identical_errors_in_one_batch_stay_distinct_in_loki() {
+    // Loki drops an entry equal to another in stream, timestamp and line.
+    let loki = LokiReceiver::start().await;
+    let server = TestServer::start(&[("OBSERVER_LOKI_URL", &loki.url), ("OBSERVER_LOKI_BATCH_WAIT", "100ms")]).await;
+    let session = unique_id("dupes");
+    let same = json!({"message": "Script error.", "session_id": session});
+    assert_eq!(server.post_json("/api/observer/errors", &json!([same, same, same])).await.status(), 202);
+    let entries = loki.wait_for(3, |e| e.metadata.get("session_id") == Some(&session)).await;
+    let mut stamps: Vec<i128> = entries.iter().map(|e| e.timestamp_nanos).collect();
+    stamps.dedup();
+    assert_eq!(stamps.len(), 3, "entry timestamps must differ: {stamps:?}");
+}

@@ -111,6 +111,15 @@ async fn plain_json_and_magic_byte_gzip_are_accepted() {
         .await;
     assert_eq!(r.status(), 202);
     assert!(server.data_dir.path().join(format!("replays/{session}/0000000002.json.gz")).exists());
+    // sendBeacon with an untyped Blob sends no Content-Type at all.
+    let r = server
+        .http
+        .post(server.url(&format!("/api/observer/replay-events?session_id={session}&seq=3")))
+        .body(gzip(&json))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
     // Not seq 0: no start record.
     assert!(server.stdout_records().is_empty());
 }

@@ -71,7 +71,7 @@ async fn invalid_error_fields_are_named() {
     let answer = expect(server.post_json("/api/observer/errors", &batch).await, 400, "invalid_payload").await;
     assert!(field_of(&answer, Some(0)).is_empty());
     assert_eq!(field_of(&answer, Some(1)), vec!["message", "user_id"]);
-    assert_eq!(field_of(&answer, Some(2)), vec!["oops"]);
+    assert_eq!(field_of(&answer, Some(2)), vec!["oops", "message"]);
     assert_eq!(field_of(&answer, Some(3)), vec!["item"]);
     for body in [json!([]), json!("text"), json!(null)] {
         expect(server.post_json("/api/observer/errors", &body).await, 400, "invalid_payload").await;
@@ -362,4 +362,57 @@ async fn assert_nothing_logged_or_stored(server: &TestServer) {
     assert!(records.is_empty(), "rejected requests must not be logged: {records:?}");
     let files = server.stored_files();
     assert!(files.is_empty(), "rejected requests must not be stored: {files:?}");
+}
+
+#[tokio::test]
+async fn clients_over_their_rate_get_429_with_retry_after() {
+    let server = TestServer::start(&[("OBSERVER_RATE_LIMIT_PER_IP", "2")]).await;
+    let mut accepted = 0;
+    let mut limited = 0;
+    for i in 0..10 {
+        let r = server.post_json("/api/observer/errors", &json!({"message": format!("burst {i}")})).await;
+        match r.status().as_u16() {
+            202 => accepted += 1,
+            429 => {
+                let retry_after: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+                assert!((1..=2).contains(&retry_after), "retry-after {retry_after}");
+                expect(r, 429, "rate_limited").await;
+                limited += 1;
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    // Burst of twice the per-second rate, then refused.
+    assert!((4..=5).contains(&accepted), "accepted {accepted}");
+    assert_eq!(accepted + limited, 10);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(server.stdout_records().len(), accepted, "refused requests are not logged");
+    assert_eq!(
+        server.metric(r#"observer_payloads_rejected_total{route="errors",reason="rate_limited"}"#).await,
+        limited as f64
+    );
+}
+
+#[tokio::test]
+async fn every_bad_field_of_an_item_is_reported() {
+    let server = TestServer::start(&[]).await;
+    let body = json!([
+        {"message": MARKER},
+        {"message": 5, "colour": "red", "shape": 1, "user_id": "", "timestamp": 1, "session_id": "../x"},
+    ]);
+    let answer = expect(server.post_json("/api/observer/errors", &body).await, 400, "invalid_payload").await;
+    let mut fields = field_of(&answer, Some(1));
+    fields.sort();
+    assert_eq!(fields, vec!["colour", "message", "session_id", "shape", "timestamp", "user_id"], "{answer}");
+    assert!(field_of(&answer, Some(0)).is_empty());
+    let answer = expect(
+        server.post_json("/api/observer/events", &json!({"type": "custom", "screen_width": -5, "size": 1})).await,
+        400,
+        "invalid_payload",
+    )
+    .await;
+    let mut fields = field_of(&answer, None);
+    fields.sort();
+    assert_eq!(fields, vec!["name", "screen_width", "size"], "{answer}");
+    assert_nothing_logged_or_stored(&server).await;
 }
