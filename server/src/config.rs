@@ -115,6 +115,32 @@ pub struct Settings {
     #[serde(deserialize_with = "scalar")]
     pub ingest_keys: Option<String>,
 
+    /// Comma-separated viewer tokens (at least 16 characters each) for the
+    /// replay fetch API and player, sent as `Authorization: Bearer` or
+    /// `?token=`. [default: one generated into OBSERVER_DATA_DIR/viewer-token]
+    #[arg(long, env = "OBSERVER_VIEWER_TOKENS", value_name = "TOKENS", hide_env_values = true)]
+    #[serde(deserialize_with = "scalar")]
+    pub viewer_tokens: Option<String>,
+
+    /// Secret (at least 32 bytes) that signs share links. Set it explicitly
+    /// when several replicas serve the same store.
+    /// [default: one generated into OBSERVER_DATA_DIR/share-secret]
+    #[arg(long, env = "OBSERVER_SHARE_SECRET", value_name = "SECRET", hide_env_values = true)]
+    #[serde(deserialize_with = "scalar")]
+    pub share_secret: Option<String>,
+
+    /// Base URL people reach Observer at, for printed links (start-up
+    /// viewer link, `observer share`). [default: http://localhost:8006]
+    #[arg(long, env = "OBSERVER_PUBLIC_URL", value_name = "URL")]
+    #[serde(deserialize_with = "scalar")]
+    pub public_url: Option<String>,
+
+    /// Most replay chunks one `GET /api/observer/replays/{id}/events`
+    /// request streams; longer sessions answer 413. [default: 2000]
+    #[arg(long, env = "OBSERVER_MAX_STREAM_CHUNKS", value_name = "N")]
+    #[serde(deserialize_with = "scalar")]
+    pub max_stream_chunks: Option<String>,
+
     /// Largest error/event request body, as received and decompressed.
     /// [default: 1MiB]
     #[arg(long, env = "OBSERVER_MAX_JSON_BODY", value_name = "SIZE")]
@@ -246,6 +272,10 @@ impl Settings {
             environment,
             allowed_origins,
             ingest_keys,
+            viewer_tokens,
+            share_secret,
+            public_url,
+            max_stream_chunks,
             max_json_body,
             max_replay_body,
             max_replay_decompressed,
@@ -301,6 +331,8 @@ pub struct Limits {
     pub queue_bytes: usize,
     pub rate_limit_per_ip: u32,
     pub trust_forwarded_for: bool,
+    /// Most chunks one session-events request streams.
+    pub max_stream_chunks: usize,
 }
 
 /// How log records reach Loki.
@@ -322,10 +354,21 @@ pub struct Config {
     pub environment: Option<String>,
     pub allowed_origins: AllowedOrigins,
     pub ingest_keys: Vec<Secret>,
+    /// Empty until `auth::resolve_secrets` fills in the generated one.
+    pub viewer_tokens: Vec<Secret>,
+    /// `None` until `auth::resolve_secrets` fills in the generated one.
+    pub share_secret: Option<Secret>,
+    /// Base of printed links, without a trailing `/`.
+    pub public_url: String,
     pub limits: Limits,
     pub shutdown_timeout: Duration,
     pub log_filter: String,
 }
+
+/// Shortest viewer token accepted (a generated one has 43 characters).
+pub const MIN_VIEWER_TOKEN_CHARS: usize = 16;
+/// Shortest share secret accepted: HMAC-SHA256's block of entropy.
+pub const MIN_SHARE_SECRET_BYTES: usize = 32;
 
 /// Upper bound for the record queue (tokio's channel panics far above it).
 const MAX_QUEUE_CAPACITY: usize = 10_000_000;
@@ -438,6 +481,43 @@ fn parse_ingest_keys(raw: Option<&str>) -> Result<Vec<Secret>, ConfigError> {
     Ok(keys)
 }
 
+fn parse_viewer_tokens(raw: Option<&str>) -> Result<Vec<Secret>, ConfigError> {
+    const SETTING: &str = "OBSERVER_VIEWER_TOKENS";
+    let Some(raw) = raw else { return Ok(Vec::new()) };
+    let tokens: Vec<Secret> = split_list(raw).map(Secret::new).collect();
+    if tokens.is_empty() {
+        return Err(invalid(SETTING, "is set but lists no token"));
+    }
+    // Printable ASCII without spaces, so a token survives headers and URLs.
+    let usable =
+        |t: &Secret| t.expose().len() >= MIN_VIEWER_TOKEN_CHARS && t.expose().bytes().all(|b| b.is_ascii_graphic());
+    if !tokens.iter().all(usable) {
+        return Err(invalid(
+            SETTING,
+            format!("every token must be at least {MIN_VIEWER_TOKEN_CHARS} printable ASCII characters"),
+        ));
+    }
+    Ok(tokens)
+}
+
+fn parse_share_secret(raw: Option<&str>) -> Result<Option<Secret>, ConfigError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let secret = raw.trim();
+    if secret.len() < MIN_SHARE_SECRET_BYTES {
+        return Err(invalid("OBSERVER_SHARE_SECRET", format!("must be at least {MIN_SHARE_SECRET_BYTES} bytes")));
+    }
+    Ok(Some(Secret::new(secret)))
+}
+
+fn parse_public_url(raw: Option<&str>) -> Result<String, ConfigError> {
+    const SETTING: &str = "OBSERVER_PUBLIC_URL";
+    let url = parse_http_url(SETTING, raw.unwrap_or("http://localhost:8006"))?;
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid(SETTING, "must be scheme://host[:port][/path] without credentials, query or fragment"));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
 fn parse_store(s: &Settings, data_dir: &std::path::Path) -> Result<StoreConfig, ConfigError> {
     let endpoint = s.s3_endpoint.as_deref().map(|raw| parse_http_url("OBSERVER_S3_ENDPOINT", raw)).transpose()?;
     let Some(bucket) = s.s3_bucket.as_deref().map(str::trim) else {
@@ -526,6 +606,7 @@ impl Config {
                 .try_into()
                 .map_err(|_| invalid("OBSERVER_RATE_LIMIT_PER_IP", "too large"))?,
             trust_forwarded_for: parse_bool("OBSERVER_TRUST_FORWARDED_FOR", s.trust_forwarded_for.as_deref(), false)?,
+            max_stream_chunks: parse_count("OBSERVER_MAX_STREAM_CHUNKS", s.max_stream_chunks.as_deref(), 2000, 1)?,
         };
         if limits.max_replay_decompressed < limits.max_replay_body {
             return Err(invalid(
@@ -556,6 +637,9 @@ impl Config {
             environment,
             allowed_origins: parse_origins(s.allowed_origins.as_deref())?,
             ingest_keys: parse_ingest_keys(s.ingest_keys.as_deref())?,
+            viewer_tokens: parse_viewer_tokens(s.viewer_tokens.as_deref())?,
+            share_secret: parse_share_secret(s.share_secret.as_deref())?,
+            public_url: parse_public_url(s.public_url.as_deref())?,
             limits,
             shutdown_timeout: parse_duration(
                 "OBSERVER_SHUTDOWN_TIMEOUT",
@@ -599,6 +683,15 @@ mod tests {
             (settings(|s| s.ingest_keys = Some(" , ".into())), "OBSERVER_INGEST_KEYS"),
             (settings(|s| s.service_name = Some("bad label".into())), "OBSERVER_SERVICE_NAME"),
             (settings(|s| s.request_timeout = Some("0s".into())), "OBSERVER_REQUEST_TIMEOUT"),
+            (settings(|s| s.viewer_tokens = Some("short".into())), "OBSERVER_VIEWER_TOKENS"),
+            (
+                settings(|s| s.viewer_tokens = Some("sixteen-chars-ok, has space inside!".into())),
+                "OBSERVER_VIEWER_TOKENS",
+            ),
+            (settings(|s| s.share_secret = Some("too short for hmac".into())), "OBSERVER_SHARE_SECRET"),
+            (settings(|s| s.public_url = Some("localhost:8006".into())), "OBSERVER_PUBLIC_URL"),
+            (settings(|s| s.public_url = Some("http://h.example/?x=1".into())), "OBSERVER_PUBLIC_URL"),
+            (settings(|s| s.max_stream_chunks = Some("0".into())), "OBSERVER_MAX_STREAM_CHUNKS"),
         ];
         for (s, setting) in cases {
             let err = Config::from_settings(&s).unwrap_err().to_string();
@@ -623,7 +716,23 @@ mod tests {
 
     #[test]
     fn secrets_do_not_print() {
-        let c = Config::from_settings(&settings(|s| s.ingest_keys = Some("supersecretkey".into()))).unwrap();
-        assert!(!format!("{c:?}").contains("supersecret"));
+        let c = Config::from_settings(&settings(|s| {
+            s.ingest_keys = Some("supersecretkey".into());
+            s.viewer_tokens = Some("superviewertoken-1,superviewertoken-2".into());
+            s.share_secret = Some("supershare-0123456789abcdef0123456789".into());
+        }))
+        .unwrap();
+        assert_eq!(c.viewer_tokens.len(), 2);
+        assert!(!format!("{c:?}").contains("super"), "{c:?}");
+    }
+
+    #[test]
+    fn viewer_defaults() {
+        let c = Config::from_settings(&Settings::default()).unwrap();
+        assert!(c.viewer_tokens.is_empty() && c.share_secret.is_none());
+        assert_eq!(c.public_url, "http://localhost:8006");
+        assert_eq!(c.limits.max_stream_chunks, 2000);
+        let c = Config::from_settings(&settings(|s| s.public_url = Some("https://obs.example/base/".into()))).unwrap();
+        assert_eq!(c.public_url, "https://obs.example/base");
     }
 }

@@ -35,6 +35,7 @@ pub enum LimitName {
     ReplayBody,
     ReplayDecompressed,
     BatchItems,
+    StreamChunks,
 }
 
 impl LimitName {
@@ -45,6 +46,33 @@ impl LimitName {
             LimitName::ReplayBody => "OBSERVER_MAX_REPLAY_BODY",
             LimitName::ReplayDecompressed => "OBSERVER_MAX_REPLAY_DECOMPRESSED",
             LimitName::BatchItems => "OBSERVER_MAX_BATCH_ITEMS",
+            LimitName::StreamChunks => "OBSERVER_MAX_STREAM_CHUNKS",
+        }
+    }
+}
+
+/// Which credential a 401 is about, so its message says what to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    /// Ingestion: `X-Observer-Key` or `?key=`.
+    IngestKey,
+    /// Replay fetch: a viewer token or a share token.
+    ViewerToken,
+    /// Listing: a viewer token only (a share token was sent).
+    ViewerTokenOnly,
+    /// Share links: a viewer token in the `Authorization` header only.
+    ViewerBearer,
+}
+
+impl Credential {
+    fn hint(self) -> &'static str {
+        match self {
+            Credential::IngestKey => "missing or invalid ingest key; send it in X-Observer-Key or ?key=",
+            Credential::ViewerToken => {
+                "missing or invalid viewer token; send it as `Authorization: Bearer <token>` or ?token="
+            }
+            Credential::ViewerTokenOnly => "this route needs a viewer token; a share token only opens its own replay",
+            Credential::ViewerBearer => "this route needs a viewer token sent as `Authorization: Bearer <token>`",
         }
     }
 }
@@ -59,8 +87,12 @@ pub enum ApiError {
     UnsupportedMediaType { got: String, expected: &'static str },
     #[error("unsupported Content-Encoding {got:?}; send gzip or no encoding")]
     UnsupportedEncoding { got: String },
-    #[error("missing or invalid ingest key; send it in X-Observer-Key or ?key=")]
-    Unauthorized,
+    #[error("{}", .0.hint())]
+    Unauthorized(Credential),
+    #[error("the share token has expired; ask for a new link")]
+    TokenExpired,
+    #[error("the share token is not valid for this replay")]
+    TokenInvalid,
     #[error("origin {origin:?} is not allowed to send data")]
     OriginNotAllowed { origin: String },
     #[error("not found")]
@@ -101,7 +133,9 @@ impl ApiError {
             ApiError::TooLarge { .. } => "payload_too_large",
             ApiError::UnsupportedMediaType { .. } => "unsupported_media_type",
             ApiError::UnsupportedEncoding { .. } => "unsupported_encoding",
-            ApiError::Unauthorized => "unauthorized",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::TokenExpired => "token_expired",
+            ApiError::TokenInvalid => "token_invalid",
             ApiError::OriginNotAllowed { .. } => "origin_not_allowed",
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
@@ -118,7 +152,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType { .. } | ApiError::UnsupportedEncoding { .. } => {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized(_) | ApiError::TokenExpired | ApiError::TokenInvalid => StatusCode::UNAUTHORIZED,
             ApiError::OriginNotAllowed { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -133,7 +167,7 @@ impl ApiError {
             ApiError::Invalid { .. } | ApiError::NotFound | ApiError::MethodNotAllowed => RejectReason::Invalid,
             ApiError::TooLarge { .. } => RejectReason::TooLarge,
             ApiError::UnsupportedMediaType { .. } | ApiError::UnsupportedEncoding { .. } => RejectReason::Unsupported,
-            ApiError::Unauthorized => RejectReason::Unauthorized,
+            ApiError::Unauthorized(_) | ApiError::TokenExpired | ApiError::TokenInvalid => RejectReason::Unauthorized,
             ApiError::OriginNotAllowed { .. } => RejectReason::ForbiddenOrigin,
             ApiError::RateLimited { .. } => RejectReason::RateLimited,
             ApiError::Unavailable { .. } => RejectReason::Unavailable,
@@ -177,6 +211,17 @@ impl IntoResponse for ApiError {
         if let Some(retry_after) = self.retry_after() {
             let secs = retry_after.as_secs().max(1);
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        // RFC 6750: a 401 names the scheme the fetch API expects.
+        if matches!(
+            self,
+            ApiError::Unauthorized(Credential::ViewerToken | Credential::ViewerTokenOnly | Credential::ViewerBearer)
+                | ApiError::TokenExpired
+                | ApiError::TokenInvalid
+        ) {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"observer\""));
         }
         // Lets the metrics middleware label the rejection without re-deciding it.
         response.extensions_mut().insert(self.reject_reason());

@@ -4,8 +4,12 @@ mod telemetry;
 
 use std::{path::PathBuf, process::ExitCode};
 
-use clap::Parser;
-use observer::config::{Config, Settings};
+use clap::{Parser, Subcommand};
+use observer::{
+    auth::{self, ShareSigner, share},
+    config::{Config, Settings},
+    payload::SessionId,
+};
 
 /// Observer: session replay, error tracking and product analytics ingestion
 /// for Loki, Prometheus and MinIO/S3.
@@ -14,7 +18,8 @@ use observer::config::{Config, Settings};
 /// records as JSON lines on stdout. Every setting below can be given as a
 /// flag, as its environment variable, or in a TOML file (--config) under the
 /// flag's name with '_' for '-' (e.g. `max_replay_body = "5MiB"`).
-/// Precedence: flag, then environment, then file, then default.
+/// Precedence: flag, then environment, then file, then default. Flags go
+/// before a command (`observer --data-dir DIR share SESSION`).
 #[derive(Debug, Parser)]
 #[command(name = "observer", version, about, long_about, max_term_width = 100)]
 struct Cli {
@@ -24,6 +29,25 @@ struct Cli {
 
     #[command(flatten)]
     settings: Settings,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (what `observer` without a command does).
+    Serve,
+    /// Print a link that opens one session's replay without a viewer token,
+    /// signed with OBSERVER_SHARE_SECRET (or the data directory's
+    /// share-secret file, created if missing) under OBSERVER_PUBLIC_URL.
+    Share {
+        /// The session id, as in /replay/<session_id>.
+        session_id: String,
+        /// How long the link works: 60s to 30d, e.g. 90m, 24h, 7d.
+        #[arg(long, value_name = "DURATION", default_value = "24h")]
+        ttl: String,
+    },
 }
 
 fn load(cli: &Cli) -> Result<Config, observer::config::ConfigError> {
@@ -50,14 +74,50 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run(config))
+    match cli.command {
+        None | Some(Command::Serve) => runtime.block_on(run(config)),
+        Some(Command::Share { session_id, ttl }) => print_share_link(&config, &session_id, &ttl),
+    }
 }
 
-async fn run(config: Config) -> ExitCode {
+/// `observer share`: the link goes to stdout, problems to stderr.
+fn print_share_link(config: &Config, session_id: &str, ttl: &str) -> ExitCode {
+    let Some(session_id) = SessionId::parse(session_id) else {
+        eprintln!("observer share: invalid session id {session_id:?}: {}", observer::payload::ID_RULE);
+        return ExitCode::from(2);
+    };
+    let ttl_secs = match humantime::parse_duration(ttl.trim()) {
+        Ok(d) if (share::MIN_TTL_SECS..=share::MAX_TTL_SECS).contains(&d.as_secs()) => d.as_secs(),
+        _ => {
+            eprintln!("observer share: --ttl {ttl:?} must be a duration from 60s to 30d, e.g. 24h");
+            return ExitCode::from(2);
+        }
+    };
+    let secret = match auth::secret_file::share_secret(config) {
+        Ok(secret) => secret,
+        Err(e) => {
+            eprintln!("observer share: cannot read the share secret: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let link = ShareSigner::new(&secret).link(session_id.as_str(), ttl_secs, auth::viewer::unix_now());
+    println!("{}{}", config.public_url, link.path);
+    ExitCode::SUCCESS
+}
+
+async fn run(mut config: Config) -> ExitCode {
     let logs = match telemetry::init(&config) {
         Ok(logs) => logs,
         Err(e) => {
             eprintln!("observer: cannot set up logging: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let generated = match auth::resolve_secrets(&mut config) {
+        Ok(generated) => generated,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot set up the viewer token or share secret (OBSERVER_DATA_DIR)");
+            logs.shutdown().await;
             return ExitCode::FAILURE;
         }
     };
@@ -69,6 +129,18 @@ async fn run(config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(token) = &generated.viewer_token {
+        if generated.viewer_token_created {
+            tracing::info!(file = %config.data_dir.join(auth::secret_file::VIEWER_TOKEN_FILE).display(), "generated a viewer token");
+        }
+        // Straight to stderr, never through tracing: the log pipeline may
+        // ship to Loki, and the token must not land there.
+        eprintln!(
+            "\n    To watch replays, open this URL (it holds the viewer token):\n\n        {}/replay/?token={}\n",
+            config.public_url,
+            token.expose()
+        );
+    }
     let result = observer::serve(config, listener, shutdown_signal()).await;
     let code = match result {
         Ok(()) => ExitCode::SUCCESS,

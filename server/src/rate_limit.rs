@@ -85,13 +85,12 @@ fn rate_key(ip: IpAddr) -> IpAddr {
 
 /// Middleware for the ingestion routes.
 pub async fn limit_ingest_rate(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if let Some(limiter) = &state.rate_limiter {
-        if let Some(ip) = limiter.client_ip(&request) {
-            if let Err(wait) = limiter.check(ip) {
-                let retry_after = wait.max(Duration::from_secs(1));
-                return ApiError::RateLimited { retry_after }.into_response();
-            }
-        }
+    if let Some(limiter) = &state.rate_limiter
+        && let Some(ip) = limiter.client_ip(&request)
+        && let Err(wait) = limiter.check(ip)
+    {
+        let retry_after = wait.max(Duration::from_secs(1));
+        return ApiError::RateLimited { retry_after }.into_response();
     }
     next.run(request).await
 }

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use prometheus_client::registry::Registry;
 
 use crate::{
-    auth::IngestKeys,
-    config::Config,
+    auth::{IngestKeys, ShareSigner, ViewerTokens},
+    config::{Config, Secret},
     delivery::{RecordQueue, RecordSink},
     health::Readiness,
     ingest::user_agent::UserAgentParser,
@@ -30,6 +30,10 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     pub user_agents: Arc<UserAgentParser>,
     pub ingest_keys: IngestKeys,
+    /// Viewer tokens for the replay fetch API.
+    pub viewer_tokens: ViewerTokens,
+    /// Signs and checks share links.
+    pub share_signer: ShareSigner,
     pub readiness: Readiness,
     /// Bounds how many replay chunks are inflated at once (memory).
     pub replay_permits: Arc<tokio::sync::Semaphore>,
@@ -48,6 +52,8 @@ impl AppState {
     ) -> AppState {
         AppState {
             ingest_keys: IngestKeys::new(&config.ingest_keys),
+            viewer_tokens: ViewerTokens::new(&config.viewer_tokens),
+            share_signer: ShareSigner::new(&share_secret(&config)),
             replay_permits: Arc::new(tokio::sync::Semaphore::new(config.limits.replay_concurrency)),
             rate_limiter: RateLimiter::new(config.limits.rate_limit_per_ip, config.limits.trust_forwarded_for),
             user_agents: Arc::new(UserAgentParser::new(USER_AGENT_CACHE_ENTRIES)),
@@ -60,4 +66,20 @@ impl AppState {
             readiness,
         }
     }
+}
+
+/// The configured share secret. `main` always resolves one (see
+/// `auth::resolve_secrets`); a server embedded without one gets a random
+/// secret for this process, so its share links die with it.
+fn share_secret(config: &Config) -> Secret {
+    config.share_secret.clone().unwrap_or_else(|| {
+        let mut bytes = [0u8; 32];
+        if getrandom::fill(&mut bytes).is_err() {
+            // Only without an OS random source; fastrand is not a CSPRNG,
+            // but such a process has no better source to draw from.
+            bytes = std::array::from_fn(|_| fastrand::u8(..));
+        }
+        tracing::warn!("no share secret configured: share links will stop working at restart");
+        Secret::new(bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+    })
 }

@@ -64,7 +64,7 @@ pub fn gunzip_bounded(compressed: &[u8], max: usize, limit: LimitName) -> Result
         .min(compressed.len().saturating_mul(1032));
     let mut out = Vec::with_capacity(hint.clamp(compressed.len(), max.saturating_add(1)));
     // One byte more than the limit tells "exactly at the limit" from "over it".
-    let mut reader = MultiGzDecoder::new(compressed).take(max as u64 + 1);
+    let mut reader = MultiGzDecoder::new(compressed).take((max as u64).saturating_add(1));
     match reader.read_to_end(&mut out) {
         Ok(_) if out.len() > max => Err(ApiError::TooLarge { limit, what: "decompressed body", max }),
         Ok(_) => Ok(out),

@@ -34,7 +34,7 @@ use crate::{
     metrics::UndeliveredReason,
     payload::ReplayChunkQuery,
     state::AppState,
-    store::{ChunkMeta, PutOutcome},
+    store::{ChunkMeta, PutOutcome, SessionDetails},
 };
 
 /// How long a chunk waits for a free decompression slot before 503.
@@ -113,7 +113,9 @@ async fn store_and_announce(
         last_timestamp: summary.last_timestamp,
         events: summary.events,
     };
-    let outcome = state.store.put_chunk(&query.session_id, query.seq, chunk.gzip, meta).await?;
+    // What the session listing shows; the store only keeps it for chunk 0.
+    let details = SessionDetails { url: summary.meta_href.clone(), user_id: query.user_id.clone() };
+    let outcome = state.store.put_chunk(&query.session_id, query.seq, chunk.gzip, meta, &details).await?;
     if outcome == PutOutcome::Created && query.seq == 0 {
         let record = replay_started_record(&query.session_id, query.user_id.as_deref(), summary, &context);
         submit_replay_started(&state, record).await;

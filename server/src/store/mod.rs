@@ -1,22 +1,36 @@
 //! Replay chunk storage: one trait, a local-directory and an S3 implementation.
 //!
-//! Key layout (both backends): `{prefix}replays/{session_id}/{seq:010}.json.gz`,
-//! holding the gzip-compressed JSON array of rrweb events, with the chunk's
-//! first/last event timestamp and event count as metadata.
+//! Key layout (both backends, relative to the data directory or to
+//! `{OBSERVER_S3_KEY_PREFIX}`):
+//! - `replays/{session_id}/{seq:010}.json.gz`: the gzip-compressed JSON
+//!   array of rrweb events, with the chunk's first/last event timestamp and
+//!   event count as metadata (S3 user metadata, or a `.meta.json` sidecar);
+//! - `replays/{session_id}/index/{seq:010}-{first}-{last}-{events}-{bytes}`
+//!   (S3 only): an empty object whose key carries the chunk's metadata, so
+//!   one `ListObjectsV2` yields a whole manifest (see [`index`]);
+//! - `sessions/{9999999999999 - start_ms:013}-{session_id}.json`: written
+//!   when a session's chunk 0 is stored, `{session_id, start, url, user_id}`;
+//!   names sort newest first, so listing recent sessions is one listing.
+//!
+//! There is no database: every read is a listing or a key lookup.
 
+pub mod index;
 pub mod local;
 pub mod s3;
+mod timed;
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use bytes::Bytes;
+use serde::{Deserialize, Serialize};
 
+pub use index::SessionCursor;
 pub use local::LocalStore;
 pub use s3::S3Store;
+pub use timed::TimedStore;
 
 use crate::config::StoreConfig;
-use crate::metrics::{Metrics, StoreOperation};
+use crate::metrics::Metrics;
 use crate::payload::SessionId;
 
 /// Facts about a chunk, stored beside it (S3 object metadata, or a sidecar
@@ -36,6 +50,52 @@ pub enum PutOutcome {
     AlreadyExists,
 }
 
+/// What the session listing shows besides the id and start time, taken
+/// from the request that stores chunk 0 (ignored for other chunks).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionDetails {
+    /// `data.href` of the first Meta event.
+    pub url: Option<String>,
+    pub user_id: Option<String>,
+}
+
+/// One session in the listing, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionSummary {
+    pub session_id: SessionId,
+    /// Milliseconds since the epoch of chunk 0's first event.
+    pub start: i64,
+    pub details: SessionDetails,
+    /// Chunks stored so far.
+    pub chunks: u32,
+}
+
+/// A page of the session listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionPage {
+    pub sessions: Vec<SessionSummary>,
+    /// Where the next page starts; `None` on the last page.
+    pub next_cursor: Option<SessionCursor>,
+}
+
+/// A stored chunk as a manifest lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkInfo {
+    pub seq: u32,
+    pub meta: ChunkMeta,
+    /// Size of the stored gzip body.
+    pub bytes: u64,
+}
+
+/// A stored chunk's gzip body and a strong validator for it. Chunks never
+/// change once stored, so the validator never goes stale.
+#[derive(Debug, Clone)]
+pub struct ChunkObject {
+    /// A quoted strong entity tag (`"…"`), ready for the `ETag` header.
+    pub etag: String,
+    pub gzip: Bytes,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("replay store I/O failed: {0}")]
@@ -51,17 +111,34 @@ pub fn chunk_key(prefix: &str, session_id: &SessionId, seq: u32) -> String {
     format!("{prefix}replays/{}/{seq:010}.json.gz", session_id.as_str())
 }
 
+/// The seq of a chunk's file or object name (`0000000007.json.gz`).
+pub fn parse_chunk_name(name: &str) -> Option<u32> {
+    let digits = name.strip_suffix(".json.gz")?;
+    (digits.len() == 10 && digits.bytes().all(|b| b.is_ascii_digit())).then(|| digits.parse().ok())?
+}
+
 #[async_trait::async_trait]
 pub trait ReplayStore: Send + Sync + 'static {
     /// Stores a chunk unless one with the same `(session_id, seq)` exists,
-    /// in which case it is left as it is (idempotent re-send).
+    /// in which case it is left as it is (idempotent re-send). Chunk 0 also
+    /// adds the session to the listing, with `details`.
     async fn put_chunk(
         &self,
         session_id: &SessionId,
         seq: u32,
         gzip_body: Bytes,
         meta: ChunkMeta,
+        details: &SessionDetails,
     ) -> Result<PutOutcome, StoreError>;
+
+    /// Up to `limit` sessions, newest first, starting after `after`.
+    async fn list_sessions(&self, limit: usize, after: Option<&SessionCursor>) -> Result<SessionPage, StoreError>;
+
+    /// Every stored chunk of a session, ordered by seq; empty if none.
+    async fn list_chunks(&self, session_id: &SessionId) -> Result<Vec<ChunkInfo>, StoreError>;
+
+    /// One chunk's stored gzip bytes, or `None` if it is not stored.
+    async fn get_chunk(&self, session_id: &SessionId, seq: u32) -> Result<Option<ChunkObject>, StoreError>;
 
     /// Cheap reachability check for `/readyz`.
     async fn check(&self) -> Result<(), StoreError>;
@@ -89,129 +166,18 @@ pub async fn open(config: &StoreConfig, metrics: Arc<Metrics>) -> Result<Arc<dyn
     Ok(Arc::new(TimedStore::new(backend, metrics)))
 }
 
-/// Wraps a store and records every operation's duration and failures in
-/// `observer_store_operation_duration_seconds` / `observer_store_operation_failures_total`.
-pub struct TimedStore {
-    inner: Arc<dyn ReplayStore>,
-    metrics: Arc<Metrics>,
-}
-
-impl TimedStore {
-    pub fn new(inner: Arc<dyn ReplayStore>, metrics: Arc<Metrics>) -> TimedStore {
-        TimedStore { inner, metrics }
-    }
-}
-
-/// Records one operation; an operation dropped before it finished (a request
-/// or probe timeout) counts as a failure.
-struct OperationTimer<'a> {
-    metrics: &'a Metrics,
-    operation: StoreOperation,
-    started: Instant,
-    finished: bool,
-}
-
-impl<'a> OperationTimer<'a> {
-    fn start(metrics: &'a Metrics, operation: StoreOperation) -> Self {
-        OperationTimer { metrics, operation, started: Instant::now(), finished: false }
-    }
-
-    fn finish(mut self, ok: bool) {
-        self.finished = true;
-        self.metrics.store_observe(self.operation, self.started.elapsed().as_secs_f64(), ok);
-    }
-}
-
-impl Drop for OperationTimer<'_> {
-    fn drop(&mut self) {
-        if !self.finished {
-            self.metrics.store_observe(self.operation, self.started.elapsed().as_secs_f64(), false);
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl ReplayStore for TimedStore {
-    async fn put_chunk(
-        &self,
-        session_id: &SessionId,
-        seq: u32,
-        gzip_body: Bytes,
-        meta: ChunkMeta,
-    ) -> Result<PutOutcome, StoreError> {
-        let timer = OperationTimer::start(&self.metrics, StoreOperation::Put);
-        let result = self.inner.put_chunk(session_id, seq, gzip_body, meta).await;
-        timer.finish(result.is_ok());
-        result
-    }
-
-    async fn check(&self) -> Result<(), StoreError> {
-        let timer = OperationTimer::start(&self.metrics, StoreOperation::Check);
-        let result = self.inner.check().await;
-        timer.finish(result.is_ok());
-        result
-    }
-
-    fn describe(&self) -> String {
-        self.inner.describe()
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use prometheus_client::registry::Registry;
-
     use super::*;
 
-    #[tokio::test]
-    async fn timed_store_records_operations() {
-        let tmp = tempfile::tempdir().unwrap();
-        let config = StoreConfig::Local { data_dir: tmp.path().join("data") };
-        let mut registry = Registry::default();
-        let metrics = Arc::new(Metrics::new(&mut registry));
-        let store = open(&config, metrics).await.unwrap();
-        assert!(store.describe().starts_with("local directory /"));
-
-        let id = SessionId::parse("session-timed-1").unwrap();
-        let meta = ChunkMeta { first_timestamp: 1, last_timestamp: 2, events: 3 };
-        assert_eq!(store.put_chunk(&id, 0, Bytes::from_static(b"gz"), meta).await.unwrap(), PutOutcome::Created);
-        store.check().await.unwrap();
-        std::fs::remove_dir_all(tmp.path().join("data")).unwrap();
-        store.check().await.unwrap_err();
-
-        let text = crate::metrics::render(&registry).unwrap();
-        for line in [
-            "observer_store_operation_duration_seconds_count{operation=\"put\"} 1",
-            "observer_store_operation_duration_seconds_count{operation=\"check\"} 2",
-            "observer_store_operation_failures_total{operation=\"check\"} 1",
-        ] {
-            assert!(text.contains(line), "missing {line:?} in\n{text}");
+    #[test]
+    fn chunk_names() {
+        let id = SessionId::parse("session-0001").unwrap();
+        assert_eq!(chunk_key("p/", &id, 7), "p/replays/session-0001/0000000007.json.gz");
+        assert_eq!(parse_chunk_name("0000000007.json.gz"), Some(7));
+        assert_eq!(parse_chunk_name("4294967295.json.gz"), Some(u32::MAX));
+        for bad in ["4294967296.json.gz", "000000007.json.gz", "0000000007.meta.json", "000000000x.json.gz", "index"] {
+            assert_eq!(parse_chunk_name(bad), None, "{bad}");
         }
-        assert!(!text.contains("observer_store_operation_failures_total{operation=\"put\"}"), "{text}");
-    }
-
-    /// A store whose check never answers.
-    struct Hanging;
-
-    #[async_trait::async_trait]
-    impl ReplayStore for Hanging {
-        async fn put_chunk(&self, _: &SessionId, _: u32, _: Bytes, _: ChunkMeta) -> Result<PutOutcome, StoreError> {
-            std::future::pending().await
-        }
-        async fn check(&self) -> Result<(), StoreError> {
-            std::future::pending().await
-        }
-        fn describe(&self) -> String {
-            "hanging".to_owned()
-        }
-    }
-
-    #[tokio::test]
-    async fn timed_store_counts_abandoned_operations_as_failures() {
-        let mut registry = Registry::default();
-        let store = TimedStore::new(Arc::new(Hanging), Arc::new(Metrics::new(&mut registry)));
-        let _ = tokio::time::timeout(std::time::Duration::from_millis(10), store.check()).await.unwrap_err();
-        let text = crate::metrics::render(&registry).unwrap();
-        assert!(text.contains("observer_store_operation_failures_total{operation=\"check\"} 1"), "{text}");
     }
 }

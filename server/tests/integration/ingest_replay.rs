@@ -69,9 +69,14 @@ async fn recorded_session_is_stored_locally_and_announced_once() {
     // Re-sending chunk 0 is idempotent: same single file, no second start record.
     let r = post_chunk(&server, &session, 0, fixture_bytes(&chunk_name(0)), &[]).await;
     assert_eq!(r.status(), 202);
-    let files: Vec<String> =
-        server.stored_files().into_iter().filter(|f| f.contains(&session) && !f.contains("/.")).collect();
+    let files: Vec<String> = server
+        .stored_files()
+        .into_iter()
+        .filter(|f| f.starts_with(&format!("replays/{session}/")) && !f.contains("/."))
+        .collect();
     assert_eq!(files.len(), SESSION_CHUNKS * 2, "one chunk + one meta file per seq: {files:?}");
+    let listed: Vec<String> = server.stored_files().into_iter().filter(|f| f.starts_with("sessions/")).collect();
+    assert_eq!(listed.len(), 1, "one listing entry for the session: {listed:?}");
 
     let started = server.wait_stdout_records(1, |r| r["session_id"] == session.as_str()).await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
@@ -156,10 +161,13 @@ async fn recorded_session_is_stored_in_s3_with_metadata() {
     let r = post_chunk(&server, &session, 2, fixture_bytes(&chunk_name(2)), &[]).await;
     assert_eq!(r.status(), 202);
 
-    let keys = s3.list(&prefix).await;
+    // The chunks, beside their index entries and the session's listing entry.
+    let keys: Vec<String> = s3.list(&prefix).await.into_iter().filter(|k| k.ends_with(".json.gz")).collect();
     let expected: Vec<String> =
         (0..SESSION_CHUNKS).map(|seq| format!("{prefix}replays/{session}/{seq:010}.json.gz")).collect();
     assert_eq!(keys, expected);
+    assert_eq!(s3.list(&format!("{prefix}replays/{session}/index/")).await.len(), SESSION_CHUNKS);
+    assert_eq!(s3.list(&format!("{prefix}sessions/")).await.len(), 1);
     for seq in 0..SESSION_CHUNKS {
         let (body, metadata, encoding) = s3.get(&expected[seq]).await;
         let sent = fixture_bytes(&chunk_name(seq));

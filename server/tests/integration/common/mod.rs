@@ -67,13 +67,13 @@ pub struct TestServer {
 impl TestServer {
     /// Starts the server with the embedded defaults plus `env`.
     pub async fn start(env: &[(&str, &str)]) -> TestServer {
-        let data_dir = tempfile::tempdir().unwrap();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_observer"));
-        for (key, _) in std::env::vars() {
-            if key.starts_with("OBSERVER_") || key.starts_with("AWS_") {
-                command.env_remove(key);
-            }
-        }
+        TestServer::start_in(tempfile::tempdir().unwrap(), env).await
+    }
+
+    /// Starts the server on an existing data directory (e.g. one taken from
+    /// a stopped server with [`TestServer::take_data_dir`], to test restarts).
+    pub async fn start_in(data_dir: tempfile::TempDir, env: &[(&str, &str)]) -> TestServer {
+        let mut command = observer_command();
         command
             .env("OBSERVER_LISTEN", "127.0.0.1:0")
             .env("OBSERVER_DATA_DIR", data_dir.path())
@@ -124,7 +124,9 @@ impl TestServer {
             data_dir,
             stdout,
             stderr,
-            http: reqwest::Client::builder().no_gzip().build().unwrap(),
+            http: // No connection reuse: a server that answers 413 before reading a body closes
+            // the connection, and a pooled client would race that close.
+            reqwest::Client::builder().no_gzip().pool_max_idle_per_host(0).build().unwrap(),
         };
         server.wait_ready().await;
         server
@@ -213,7 +215,8 @@ impl TestServer {
         }
     }
 
-    /// Files under the data directory, relative, sorted.
+    /// Files the replay store wrote under the data directory, relative,
+    /// sorted (the generated `viewer-token` and `share-secret` left out).
     pub fn stored_files(&self) -> Vec<String> {
         let mut out = Vec::new();
         let root = self.data_dir.path().to_owned();
@@ -229,8 +232,29 @@ impl TestServer {
                 }
             }
         }
+        out.retain(|f| f != "viewer-token" && f != "share-secret");
         out.sort();
         out
+    }
+}
+
+/// The `observer` binary with no `OBSERVER_*` or `AWS_*` setting inherited
+/// from the environment the tests run in.
+pub fn observer_command() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_observer"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("OBSERVER_") || key.starts_with("AWS_") {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+impl TestServer {
+    /// Hands over the data directory, so it outlives this server; the
+    /// server keeps an empty directory in its place.
+    pub fn take_data_dir(&mut self) -> tempfile::TempDir {
+        std::mem::replace(&mut self.data_dir, tempfile::tempdir().unwrap())
     }
 }
 

@@ -7,23 +7,25 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
-use crate::{config::Secret, error::ApiError, state::AppState};
+use super::SecretDigests;
+use crate::{
+    config::Secret,
+    error::{ApiError, Credential},
+    state::AppState,
+};
 
 pub const INGEST_KEY_HEADER: HeaderName = HeaderName::from_static("x-observer-key");
 
-/// Configured ingest keys, kept as SHA-256 digests so that comparison takes
-/// the same time whatever the length or content of the candidate.
+/// Configured ingest keys, compared in constant time (see [`SecretDigests`]).
 #[derive(Clone, Default)]
 pub struct IngestKeys {
-    digests: Vec<[u8; 32]>,
+    digests: SecretDigests,
 }
 
 impl IngestKeys {
     pub fn new(keys: &[Secret]) -> Self {
-        Self { digests: keys.iter().map(|k| Sha256::digest(k.expose().as_bytes()).into()).collect() }
+        Self { digests: SecretDigests::new(keys) }
     }
 
     pub fn required(&self) -> bool {
@@ -32,15 +34,8 @@ impl IngestKeys {
 
     /// Constant-time check against every key (no early exit on a match).
     pub fn accepts(&self, candidate: &str) -> bool {
-        let digest: [u8; 32] = Sha256::digest(candidate.as_bytes()).into();
-        self.digests.iter().fold(subtle::Choice::from(0), |found, key| found | key.ct_eq(&digest)).into()
+        self.digests.contains(candidate)
     }
-}
-
-/// The `key` query parameter, if present.
-fn query_key(query: Option<&str>) -> Option<String> {
-    let query = query?;
-    form_urlencoded::parse(query.as_bytes()).find(|(name, _)| name == "key").map(|(_, value)| value.into_owned())
 }
 
 /// Middleware for the ingestion routes: refuses disallowed browser origins
@@ -56,9 +51,9 @@ pub async fn require_ingest_access(State(state): State<AppState>, request: Reque
         }
         if state.ingest_keys.required() {
             let header_key = request.headers().get(&INGEST_KEY_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
-            let key = header_key.or_else(|| query_key(request.uri().query()));
+            let key = header_key.or_else(|| super::query_param(request.uri().query(), "key"));
             if !key.is_some_and(|key| state.ingest_keys.accepts(&key)) {
-                return ApiError::Unauthorized.into_response();
+                return ApiError::Unauthorized(Credential::IngestKey).into_response();
             }
         }
     }
@@ -78,11 +73,5 @@ mod tests {
         assert!(!keys.accepts("first-key-12"));
         assert!(!keys.accepts(""));
         assert!(!IngestKeys::default().required());
-    }
-
-    #[test]
-    fn query_keys() {
-        assert_eq!(query_key(Some("session_id=x&key=a%20b")).as_deref(), Some("a b"));
-        assert_eq!(query_key(Some("session_id=x")), None);
     }
 }

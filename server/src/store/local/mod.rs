@@ -7,6 +7,11 @@
 //! A session directory may also hold `.lock` (see below) and, briefly, `.tmp-*`
 //! files; anything reading the directory should only look at the two names above.
 //!
+//! Storing chunk 0 also writes the session's listing entry
+//! `sessions/{inverted_start:013}-{session_id}.json` (see `store::index`), after
+//! the chunk, from the chunk's own sidecar; a re-send of chunk 0 writes it if it
+//! is missing, which repairs a crash between the two. Reads are in [`read`].
+//!
 //! Writes are idempotent and safe under concurrent re-sends:
 //! 1. take an exclusive advisory lock on `replays/{session_id}/.lock`, so re-sends
 //!    of one chunk (from this or another process) go one at a time;
@@ -29,8 +34,17 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
-use super::{ChunkMeta, PutOutcome, ReplayStore, StoreError, chunk_key};
+use super::index::{SessionEntry, session_entry_name};
+use super::{
+    ChunkInfo, ChunkMeta, ChunkObject, PutOutcome, ReplayStore, SessionCursor, SessionDetails, SessionPage, StoreError,
+    chunk_key,
+};
 use crate::payload::SessionId;
+
+mod read;
+
+/// Directory of the session listing entries, under the data directory.
+const SESSIONS_DIR: &str = "sessions";
 
 /// The sidecar file beside each chunk.
 #[derive(Debug, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
@@ -74,11 +88,39 @@ impl ReplayStore for LocalStore {
         seq: u32,
         gzip_body: Bytes,
         meta: ChunkMeta,
+        details: &SessionDetails,
     ) -> Result<PutOutcome, StoreError> {
         let chunk = self.root.join(chunk_key("", session_id, seq));
-        let outcome = run_blocking(move || put_blocking(&chunk, &gzip_body, meta)).await?;
+        let (root, id, details) = (self.root.clone(), session_id.clone(), details.clone());
+        let outcome = run_blocking(move || {
+            let outcome = put_blocking(&chunk, &gzip_body, meta)?;
+            if seq == 0 {
+                // The chunk is stored: a failure here must not make the client
+                // re-send (its re-send would find the chunk and repair this).
+                if let Err(e) = ensure_session_entry(&root, &id, &chunk, &details) {
+                    tracing::warn!(session_id = id.as_str(), error = %e, "cannot write the session listing entry");
+                }
+            }
+            Ok(outcome)
+        })
+        .await?;
         tracing::debug!(session_id = session_id.as_str(), seq, ?outcome, "stored replay chunk locally");
         Ok(outcome)
+    }
+
+    async fn list_sessions(&self, limit: usize, after: Option<&SessionCursor>) -> Result<SessionPage, StoreError> {
+        let (root, after) = (self.root.clone(), after.cloned());
+        run_blocking(move || read::list_sessions(&root, limit, after.as_ref())).await
+    }
+
+    async fn list_chunks(&self, session_id: &SessionId) -> Result<Vec<ChunkInfo>, StoreError> {
+        let dir = self.root.join("replays").join(session_id.as_str());
+        run_blocking(move || read::list_chunks(&dir)).await
+    }
+
+    async fn get_chunk(&self, session_id: &SessionId, seq: u32) -> Result<Option<ChunkObject>, StoreError> {
+        let (chunk, id) = (self.root.join(chunk_key("", session_id, seq)), session_id.clone());
+        run_blocking(move || read::get_chunk(&chunk, &id, seq)).await
     }
 
     async fn check(&self) -> Result<(), StoreError> {
@@ -111,8 +153,9 @@ fn put_blocking(chunk: &Path, body: &[u8], meta: ChunkMeta) -> Result<PutOutcome
     if chunk.try_exists()? {
         return Ok(PutOutcome::AlreadyExists);
     }
-    let dir = chunk.parent().expect("chunk keys have a directory");
-    let replays = dir.parent().expect("chunk keys are under replays/");
+    let no_dir = || StoreError::Config(format!("chunk path {} has no session directory", chunk.display()));
+    let dir = chunk.parent().ok_or_else(no_dir)?;
+    let replays = dir.parent().ok_or_else(no_dir)?;
     // `replays/` then the session directory, but never the data directory
     // itself: if it vanished (an unmounted volume), fail rather than refill it.
     create_dir_once(replays)?;
@@ -151,6 +194,33 @@ fn put_blocking(chunk: &Path, body: &[u8], meta: ChunkMeta) -> Result<PutOutcome
         }
     }
     Ok(outcome)
+}
+
+/// Writes the listing entry of the session whose chunk 0 is `chunk`, unless
+/// it exists. The start time comes from the stored chunk's sidecar, so a
+/// re-send with other timestamps cannot add a second entry.
+fn ensure_session_entry(
+    root: &Path,
+    session_id: &SessionId,
+    chunk: &Path,
+    details: &SessionDetails,
+) -> Result<(), StoreError> {
+    let sidecar: Sidecar = serde_json::from_slice(&fs::read(sidecar_path(chunk))?).map_err(io::Error::other)?;
+    let sessions = root.join(SESSIONS_DIR);
+    let entry = sessions.join(session_entry_name(session_id, sidecar.first_timestamp));
+    if entry.try_exists()? {
+        return Ok(());
+    }
+    create_dir_once(&sessions)?;
+    let body = SessionEntry::new(session_id, sidecar.first_timestamp, details).to_json();
+    let temp = write_temp(&sessions, &body)?;
+    match fs::hard_link(temp.path(), &entry) {
+        Ok(()) => sync_dir(&sessions)?,
+        // A concurrent re-send wrote it first; its entry stays.
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e.into()),
+    }
+    Ok(())
 }
 
 /// Creates `dir` if it is missing (its parent must exist); true if it did.
@@ -236,172 +306,4 @@ fn check_blocking(root: &Path) -> Result<(), StoreError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
-    use super::*;
-
-    fn sid(s: &str) -> SessionId {
-        SessionId::parse(s).unwrap()
-    }
-
-    const META: ChunkMeta =
-        ChunkMeta { first_timestamp: 1_700_000_000_000, last_timestamp: 1_700_000_004_321, events: 42 };
-
-    fn read_sidecar(path: &Path) -> Sidecar {
-        serde_json::from_slice(&fs::read(path).unwrap()).unwrap()
-    }
-
-    /// Names in a session directory other than `.lock`.
-    fn entries(dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> = fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .filter(|n| n != ".lock")
-            .collect();
-        names.sort();
-        names
-    }
-
-    #[tokio::test]
-    async fn put_creates_chunk_and_sidecar() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = LocalStore::new(tmp.path().join("nested/data")).unwrap();
-        let body = Bytes::from_static(b"\x1f\x8b gzip bytes");
-
-        let outcome = store.put_chunk(&sid("session-0001"), 7, body.clone(), META).await.unwrap();
-
-        assert_eq!(outcome, PutOutcome::Created);
-        let dir = store.root().join("replays/session-0001");
-        assert_eq!(fs::read(dir.join("0000000007.json.gz")).unwrap(), body);
-        let json: serde_json::Value =
-            serde_json::from_slice(&fs::read(dir.join("0000000007.meta.json")).unwrap()).unwrap();
-        assert_eq!(
-            json,
-            serde_json::json!({
-                "first_timestamp": 1_700_000_000_000_i64,
-                "last_timestamp": 1_700_000_004_321_i64,
-                "events": 42,
-                "bytes": body.len(),
-            })
-        );
-        assert_eq!(entries(&dir), ["0000000007.json.gz", "0000000007.meta.json"], "no temp files left");
-    }
-
-    #[tokio::test]
-    async fn re_put_keeps_original() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = LocalStore::new(tmp.path().to_owned()).unwrap();
-        let id = sid("session-0002");
-        store.put_chunk(&id, 0, Bytes::from_static(b"original"), META).await.unwrap();
-
-        let other = ChunkMeta { events: 1, ..META };
-        let outcome = store.put_chunk(&id, 0, Bytes::from_static(b"different"), other).await.unwrap();
-
-        assert_eq!(outcome, PutOutcome::AlreadyExists);
-        let dir = store.root().join("replays/session-0002");
-        assert_eq!(fs::read(dir.join("0000000000.json.gz")).unwrap(), b"original");
-        assert_eq!(read_sidecar(&dir.join("0000000000.meta.json")).events, 42);
-        // Another seq of the same session is still a new chunk.
-        let outcome = store.put_chunk(&id, 1, Bytes::from_static(b"next"), META).await.unwrap();
-        assert_eq!(outcome, PutOutcome::Created);
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn concurrent_puts_create_once() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = Arc::new(LocalStore::new(tmp.path().to_owned()).unwrap());
-        let id = sid("session-0003");
-
-        let tasks: Vec<_> = (0..8u32)
-            .map(|i| {
-                let (store, id) = (store.clone(), id.clone());
-                tokio::spawn(async move {
-                    let body = Bytes::from(format!("body from task {i}"));
-                    let outcome = store.put_chunk(&id, 3, body, ChunkMeta { events: i, ..META }).await.unwrap();
-                    (i, outcome)
-                })
-            })
-            .collect();
-        let mut created = Vec::new();
-        for task in tasks {
-            let (i, outcome) = task.await.unwrap();
-            if outcome == PutOutcome::Created {
-                created.push(i);
-            }
-        }
-
-        assert_eq!(created.len(), 1, "exactly one put wins: {created:?}");
-        let winner = created[0];
-        let dir = store.root().join("replays/session-0003");
-        assert_eq!(fs::read(dir.join("0000000003.json.gz")).unwrap(), format!("body from task {winner}").as_bytes());
-        assert_eq!(read_sidecar(&dir.join("0000000003.meta.json")).events, winner, "sidecar belongs to the winner");
-        assert_eq!(entries(&dir), ["0000000003.json.gz", "0000000003.meta.json"], "no temp files left");
-    }
-
-    #[tokio::test]
-    async fn leftover_sidecar_without_chunk_is_replaced() {
-        // A write that crashed between the sidecar rename and the chunk link.
-        let tmp = tempfile::tempdir().unwrap();
-        let store = LocalStore::new(tmp.path().to_owned()).unwrap();
-        let dir = store.root().join("replays/session-0004");
-        fs::create_dir_all(&dir).unwrap();
-        fs::write(dir.join("0000000009.meta.json"), b"{\"stale\":true}").unwrap();
-
-        let outcome = store.put_chunk(&sid("session-0004"), 9, Bytes::from_static(b"gz"), META).await.unwrap();
-
-        assert_eq!(outcome, PutOutcome::Created);
-        assert_eq!(read_sidecar(&dir.join("0000000009.meta.json")).bytes, 2);
-    }
-
-    #[tokio::test]
-    async fn check_ok_and_describe() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = LocalStore::new(tmp.path().to_owned()).unwrap();
-        store.check().await.unwrap();
-        assert_eq!(fs::read_dir(store.root()).unwrap().count(), 0, "probe file removed");
-        let described = store.describe();
-        assert!(described.starts_with("local directory /"), "{described}");
-    }
-
-    #[tokio::test]
-    async fn check_fails_when_dir_missing_or_not_a_dir() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = LocalStore::new(tmp.path().join("data")).unwrap();
-        fs::remove_dir(tmp.path().join("data")).unwrap();
-        let err = store.check().await.unwrap_err();
-        assert!(err.to_string().contains("data"), "{err}");
-        assert!(store.put_chunk(&sid("session-0005"), 0, Bytes::from_static(b"x"), META).await.is_err());
-        assert!(!tmp.path().join("data").exists(), "a put does not recreate a vanished data directory");
-
-        fs::write(tmp.path().join("data"), b"a file").unwrap();
-        let err = store.check().await.unwrap_err();
-        assert!(err.to_string().contains("not a directory"), "{err}");
-        assert!(store.put_chunk(&sid("session-0005"), 0, Bytes::from_static(b"x"), META).await.is_err());
-    }
-
-    /// `/proc/self` is a directory nobody (root included) can create files in,
-    /// which permission bits cannot give us when tests run as root.
-    #[cfg(target_os = "linux")]
-    #[tokio::test]
-    async fn check_fails_when_dir_unwritable() {
-        let store = LocalStore::new(PathBuf::from("/proc/self")).unwrap();
-        let err = store.check().await.unwrap_err();
-        assert!(err.to_string().contains("not writable"), "{err}");
-    }
-
-    #[test]
-    fn new_fails_when_path_is_a_file() {
-        let tmp = tempfile::NamedTempFile::new().unwrap();
-        let err = LocalStore::new(tmp.path().to_owned()).unwrap_err();
-        assert!(matches!(err, StoreError::Config(_)), "{err}");
-    }
-
-    #[test]
-    fn sidecar_name() {
-        assert_eq!(
-            sidecar_path(Path::new("/d/replays/s/0000000012.json.gz")),
-            Path::new("/d/replays/s/0000000012.meta.json")
-        );
-    }
-}
+mod tests;

@@ -12,6 +12,18 @@
 //!    `ConditionalRequestConflict` counts the same once a `HeadObject` confirms
 //!    the object is there.
 //!
+//! After a new chunk is stored, two small objects make reads cheap (see
+//! `store::index`): the chunk's index entry
+//! `replays/{session_id}/index/{seq:010}-{first}-{last}-{events}-{bytes}`
+//! (empty; one `ListObjectsV2` page then yields a 1000-chunk manifest), and
+//! for chunk 0 the session's listing entry `sessions/{inverted}-{id}.json`
+//! (`If-None-Match: *`, so the first one stays). Both are written after the
+//! chunk, and their failure does not fail the put: the chunk is safe, and
+//! answering an error would make the client re-send a chunk whose start
+//! record was already logged. A missing chunk index entry costs the
+//! manifest one `HeadObject` (which then writes it); a missing session entry
+//! is written by the next re-send of chunk 0. Reads are in [`read`].
+//!
 //! Credentials come from the standard AWS chain (`AWS_ACCESS_KEY_ID` /
 //! `AWS_SECRET_ACCESS_KEY`, profile, web identity, container, IMDS). Checksums
 //! are only sent when an operation requires them, so that MinIO, moto and other
@@ -33,8 +45,14 @@ use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 use url::Url;
 
-use super::{ChunkMeta, PutOutcome, ReplayStore, StoreError, chunk_key};
+use super::index::{SessionEntry, chunk_index_name, session_entry_name};
+use super::{
+    ChunkInfo, ChunkMeta, ChunkObject, PutOutcome, ReplayStore, SessionCursor, SessionDetails, SessionPage, StoreError,
+    chunk_key,
+};
 use crate::payload::SessionId;
+
+mod read;
 
 /// Time allowed to open a TCP (and TLS) connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -130,9 +148,19 @@ impl S3Store {
         chunk_key(&self.key_prefix, session_id, seq)
     }
 
-    async fn head(&self, key: &str) -> Result<Head, StoreError> {
+    /// `replays/{session_id}/`, prefix included.
+    fn session_prefix(&self, session_id: &SessionId) -> String {
+        format!("{}replays/{}/", self.key_prefix, session_id.as_str())
+    }
+
+    /// `sessions/`, prefix included.
+    fn sessions_prefix(&self) -> String {
+        format!("{}sessions/", self.key_prefix)
+    }
+
+    async fn head(&self, key: &str, seq: u32) -> Result<Head, StoreError> {
         match self.client.head_object().bucket(&self.bucket).key(key).send().await {
-            Ok(_) => Ok(Head::Exists),
+            Ok(out) => Ok(Head::Exists(read::chunk_info_from_head(seq, &out))),
             Err(e) if e.as_service_error().is_some_and(|e| e.is_not_found()) || status(&e) == Some(404) => {
                 Ok(Head::Missing)
             }
@@ -162,18 +190,75 @@ impl S3Store {
             Ok(_) => Ok(PutOutcome::Created),
             Err(e) => match conditional_failure(&e) {
                 Some(ConditionalFailure::Exists) => Ok(PutOutcome::AlreadyExists),
-                Some(ConditionalFailure::Conflict) => match self.head(key).await? {
-                    Head::Exists => Ok(PutOutcome::AlreadyExists),
+                Some(ConditionalFailure::Conflict) => match self.head(key, 0).await? {
+                    Head::Exists(_) => Ok(PutOutcome::AlreadyExists),
                     Head::Missing | Head::Unknown => Err(s3_error("PutObject", &self.bucket, key, &e)),
                 },
                 None => Err(s3_error("PutObject", &self.bucket, key, &e)),
             },
         }
     }
+
+    /// Writes a chunk's index entry (empty, so re-writing it is harmless).
+    async fn put_chunk_index(&self, session_id: &SessionId, info: &ChunkInfo) -> Result<(), StoreError> {
+        let key = format!("{}index/{}", self.session_prefix(session_id), chunk_index_name(info));
+        match self.client.put_object().bucket(&self.bucket).key(&key).body(ByteStream::from_static(b"")).send().await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(s3_error("PutObject", &self.bucket, &key, &e)),
+        }
+    }
+
+    /// Writes a session's listing entry unless one exists.
+    async fn put_session_entry(
+        &self,
+        session_id: &SessionId,
+        start: i64,
+        details: &SessionDetails,
+    ) -> Result<(), StoreError> {
+        let key = format!("{}{}", self.sessions_prefix(), session_entry_name(session_id, start));
+        let body = SessionEntry::new(session_id, start, details).to_json();
+        let result = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .if_none_match("*")
+            .content_type("application/json")
+            .body(ByteStream::from(body))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if conditional_failure(&e).is_some() => Ok(()),
+            Err(e) => Err(s3_error("PutObject", &self.bucket, &key, &e)),
+        }
+    }
+
+    /// The index entries after a put (see the module docs); never fails.
+    async fn write_index_entries(
+        &self,
+        session_id: &SessionId,
+        outcome: PutOutcome,
+        stored: Option<ChunkInfo>,
+        details: &SessionDetails,
+    ) {
+        let Some(info) = stored else { return };
+        if outcome == PutOutcome::Created
+            && let Err(e) = self.put_chunk_index(session_id, &info).await
+        {
+            tracing::warn!(session_id = session_id.as_str(), seq = info.seq, error = %e, "cannot write the chunk index entry");
+        }
+        if info.seq == 0
+            && let Err(e) = self.put_session_entry(session_id, info.meta.first_timestamp, details).await
+        {
+            tracing::warn!(session_id = session_id.as_str(), error = %e, "cannot write the session listing entry");
+        }
+    }
 }
 
 enum Head {
-    Exists,
+    /// With the stored chunk's manifest line, when its metadata is readable.
+    Exists(Option<ChunkInfo>),
     Missing,
     Unknown,
 }
@@ -186,14 +271,34 @@ impl ReplayStore for S3Store {
         seq: u32,
         gzip_body: Bytes,
         meta: ChunkMeta,
+        details: &SessionDetails,
     ) -> Result<PutOutcome, StoreError> {
         let key = self.key(session_id, seq);
-        let outcome = match self.head(&key).await? {
-            Head::Exists => PutOutcome::AlreadyExists,
-            Head::Missing | Head::Unknown => self.put_new(&key, gzip_body, meta).await?,
+        let (outcome, stored) = match self.head(&key, seq).await? {
+            // Chunk 0's listing entry is repaired from what is stored.
+            Head::Exists(stored) => (PutOutcome::AlreadyExists, stored.filter(|_| seq == 0)),
+            Head::Missing | Head::Unknown => {
+                let bytes = gzip_body.len() as u64;
+                let outcome = self.put_new(&key, gzip_body, meta).await?;
+                // After a lost race the winner writes the entries.
+                (outcome, (outcome == PutOutcome::Created).then_some(ChunkInfo { seq, meta, bytes }))
+            }
         };
+        self.write_index_entries(session_id, outcome, stored, details).await;
         tracing::debug!(session_id = session_id.as_str(), seq, ?outcome, "stored replay chunk in S3");
         Ok(outcome)
+    }
+
+    async fn list_sessions(&self, limit: usize, after: Option<&SessionCursor>) -> Result<SessionPage, StoreError> {
+        self.read_sessions(limit, after).await
+    }
+
+    async fn list_chunks(&self, session_id: &SessionId) -> Result<Vec<ChunkInfo>, StoreError> {
+        self.read_manifest(session_id).await
+    }
+
+    async fn get_chunk(&self, session_id: &SessionId, seq: u32) -> Result<Option<ChunkObject>, StoreError> {
+        self.read_chunk(session_id, seq).await
     }
 
     async fn check(&self) -> Result<(), StoreError> {
@@ -290,185 +395,4 @@ fn normalize_prefix(prefix: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::net::{TcpListener, TcpStream};
-    use std::process::{Child, Command, Stdio};
-    use std::sync::Arc;
-    use std::time::Instant;
-
-    use super::*;
-
-    #[test]
-    fn prefixes() {
-        for (raw, want) in [("", ""), ("/", ""), ("obs", "obs/"), ("obs/", "obs/"), ("a/b//", "a/b/"), (" x ", "x/")] {
-            assert_eq!(normalize_prefix(raw), want, "{raw:?}");
-        }
-    }
-
-    /// A `moto_server` on a free port, killed on drop. Panics if it cannot start:
-    /// the S3 tests never skip.
-    struct Moto {
-        child: Child,
-        endpoint: Url,
-    }
-
-    impl Moto {
-        fn start() -> Moto {
-            let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-            let child = Command::new("moto_server")
-                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| {
-                    panic!("the S3 store tests need moto_server on PATH (pip install 'moto[server]'): {e}")
-                });
-            let mut moto = Moto { child, endpoint: format!("http://127.0.0.1:{port}").parse().unwrap() };
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while TcpStream::connect(("127.0.0.1", port)).is_err() {
-                if let Some(status) = moto.child.try_wait().unwrap() {
-                    panic!("moto_server exited before listening: {status}");
-                }
-                assert!(Instant::now() < deadline, "moto_server did not listen on port {port} within 30 s");
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            moto
-        }
-    }
-
-    impl Drop for Moto {
-        fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-
-    fn credentials() -> Credentials {
-        Credentials::new("observer-test-key", "observer-test-secret", None, None, "observer-tests")
-    }
-
-    async fn store(endpoint: &Url, bucket: &str, prefix: &str) -> S3Store {
-        S3Store::build(
-            Some(endpoint.clone()),
-            bucket.to_owned(),
-            "us-east-1".to_owned(),
-            prefix.to_owned(),
-            Some(credentials()),
-        )
-        .await
-        .unwrap()
-    }
-
-    const META: ChunkMeta =
-        ChunkMeta { first_timestamp: 1_700_000_000_000, last_timestamp: 1_700_000_004_321, events: 42 };
-
-    /// One moto server for every S3 check, run in order.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn s3_store_against_moto() {
-        let moto = Moto::start();
-        let s3 = store(&moto.endpoint, "observer-test", "tenant-a").await;
-        assert_eq!(
-            s3.describe(),
-            format!(
-                "s3 bucket observer-test at {} (prefix \"tenant-a/\")",
-                moto.endpoint.as_str().trim_end_matches('/')
-            )
-        );
-
-        // check() fails before the bucket exists, and names it.
-        let err = s3.check().await.unwrap_err().to_string();
-        assert!(err.contains("observer-test") && err.contains("does not exist"), "{err}");
-        s3.client.create_bucket().bucket("observer-test").send().await.unwrap();
-        s3.check().await.unwrap();
-
-        // Put, then a re-send with other bytes: the first object stays.
-        let id = SessionId::parse("session-s3-0001").unwrap();
-        let body = Bytes::from_static(b"\x1f\x8b\x08\x00 first body");
-        assert_eq!(s3.put_chunk(&id, 5, body.clone(), META).await.unwrap(), PutOutcome::Created);
-        let other = ChunkMeta { events: 1, ..META };
-        assert_eq!(
-            s3.put_chunk(&id, 5, Bytes::from_static(b"second"), other).await.unwrap(),
-            PutOutcome::AlreadyExists
-        );
-
-        let key = "tenant-a/replays/session-s3-0001/0000000005.json.gz";
-        assert_eq!(s3.key(&id, 5), key);
-        let got = s3.client.get_object().bucket("observer-test").key(key).send().await.unwrap();
-        assert_eq!(got.content_type(), Some("application/json"));
-        assert_eq!(got.content_encoding(), Some("gzip"));
-        let metadata = got.metadata().cloned().unwrap_or_default();
-        assert_eq!(metadata.get("first-timestamp").map(String::as_str), Some("1700000000000"));
-        assert_eq!(metadata.get("last-timestamp").map(String::as_str), Some("1700000004321"));
-        assert_eq!(metadata.get("events").map(String::as_str), Some("42"));
-        assert_eq!(got.body.collect().await.unwrap().into_bytes(), body);
-        let listed = s3.client.list_objects_v2().bucket("observer-test").send().await.unwrap();
-        assert_eq!(listed.contents().len(), 1, "one object, no duplicate");
-
-        // The server honours If-None-Match: a conditional put on the existing
-        // key (skipping the HEAD) is refused and classified as AlreadyExists.
-        assert_eq!(s3.put_new(key, Bytes::from_static(b"third"), META).await.unwrap(), PutOutcome::AlreadyExists);
-        let raw = s3
-            .client
-            .put_object()
-            .bucket("observer-test")
-            .key(key)
-            .if_none_match("*")
-            .body(ByteStream::from_static(b"raw"))
-            .send()
-            .await
-            .unwrap_err();
-        assert_eq!(conditional_failure(&raw), Some(ConditionalFailure::Exists), "{}", error_chain(&raw));
-
-        // Concurrent re-sends of a new chunk.
-        let s3 = Arc::new(s3);
-        let tasks: Vec<_> = (0..8u32)
-            .map(|i| {
-                let (s3, id) = (s3.clone(), id.clone());
-                tokio::spawn(async move {
-                    s3.put_chunk(&id, 6, Bytes::from(format!("body {i}")), ChunkMeta { events: i, ..META })
-                        .await
-                        .unwrap()
-                })
-            })
-            .collect();
-        let mut created = 0;
-        for task in tasks {
-            if task.await.unwrap() == PutOutcome::Created {
-                created += 1;
-            }
-        }
-        assert_eq!(created, 1, "exactly one concurrent put creates the object");
-
-        // Errors are useful and hold no secret.
-        let missing = store(&moto.endpoint, "no-such-bucket", "").await;
-        let err = missing.put_chunk(&id, 0, Bytes::from_static(b"x"), META).await.unwrap_err().to_string();
-        assert!(
-            err.contains(
-                "PutObject s3://no-such-bucket/replays/session-s3-0001/0000000000.json.gz (HTTP 404): NoSuchBucket"
-            ),
-            "{err}"
-        );
-        assert!(!err.contains("observer-test-secret") && !err.contains("<Error>") && !err.contains("headers"), "{err}");
-    }
-
-    #[tokio::test]
-    async fn unreachable_endpoint_fails_fast() {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let endpoint: Url = format!("http://127.0.0.1:{port}").parse().unwrap();
-        let s3 = store(&endpoint, "observer-test", "").await;
-        let started = Instant::now();
-        let err = s3.check().await.unwrap_err().to_string();
-        assert!(started.elapsed() < OPERATION_TIMEOUT, "took {:?}", started.elapsed());
-        assert!(err.contains("HeadBucket s3://observer-test/") && err.contains("Connection refused"), "{err}");
-        assert!(!err.contains("observer-test-secret"), "{err}");
-    }
-
-    #[tokio::test]
-    async fn rejects_endpoint_with_credentials() {
-        let endpoint: Url = "http://user:pass@127.0.0.1:9000".parse().unwrap();
-        let err =
-            S3Store::new(Some(endpoint), "b-1".to_owned(), "us-east-1".to_owned(), String::new()).await.unwrap_err();
-        assert!(matches!(err, StoreError::Config(_)), "{err}");
-        assert!(!err.to_string().contains("pass"), "{err}");
-    }
-}
+mod tests;

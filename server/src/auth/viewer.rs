@@ -1,0 +1,174 @@
+//! Viewer access to the replay fetch API.
+//!
+//! A request carries one token, in `Authorization: Bearer <token>` or in
+//! `?token=<token>` (links opened in a browser cannot set headers); the
+//! header wins when both are present. The token is either
+//! - a **viewer token** from `OBSERVER_VIEWER_TOKENS` (or the generated
+//!   one): every session, the listing and share links; or
+//! - a **share token** (`v1.…`, see [`super::share`]): one session, until it
+//!   expires; never the listing or new share links.
+//!
+//! Both extractors run before the handler touches the store, so a refused
+//! request learns nothing about whether a session exists: 401
+//! `unauthorized` without a usable token, `token_expired` / `token_invalid`
+//! for a share token that is out of date / not genuine for this session.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::{
+    extract::{FromRequestParts, RawPathParams},
+    http::{HeaderMap, header, request::Parts},
+};
+
+use super::{SecretDigests, query_param, share::ShareError, share::is_share_token};
+use crate::{
+    config::Secret,
+    error::{ApiError, Credential, FieldError},
+    payload::{ID_RULE, SessionId},
+    state::AppState,
+};
+
+/// The configured (or generated) viewer tokens.
+#[derive(Clone, Default)]
+pub struct ViewerTokens {
+    digests: SecretDigests,
+}
+
+impl ViewerTokens {
+    pub fn new(tokens: &[Secret]) -> Self {
+        Self { digests: SecretDigests::new(tokens) }
+    }
+
+    /// Constant-time check against every token.
+    pub fn accepts(&self, candidate: &str) -> bool {
+        self.digests.contains(candidate)
+    }
+}
+
+/// What the request's token grants, before any session is looked at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ViewerAccess {
+    /// A viewer token: everything. `bearer` tells whether it came in the
+    /// `Authorization` header (which a cross-site form cannot send).
+    Viewer { bearer: bool },
+    /// Something shaped like a share token, not yet checked: its MAC binds it
+    /// to a session, which only the route knows (see [`SessionAccess`]).
+    Share(String),
+}
+
+impl ViewerAccess {
+    /// For the listing: a share token is not enough.
+    pub fn require_viewer(&self) -> Result<(), ApiError> {
+        match self {
+            ViewerAccess::Viewer { .. } => Ok(()),
+            ViewerAccess::Share(_) => Err(ApiError::Unauthorized(Credential::ViewerTokenOnly)),
+        }
+    }
+
+    /// For creating share links, a state-changing POST: a viewer token in
+    /// the header only, so no link or cross-site form can mint one.
+    pub fn require_viewer_bearer(&self) -> Result<(), ApiError> {
+        match self {
+            ViewerAccess::Viewer { bearer: true } => Ok(()),
+            ViewerAccess::Viewer { bearer: false } | ViewerAccess::Share(_) => {
+                Err(ApiError::Unauthorized(Credential::ViewerBearer))
+            }
+        }
+    }
+
+    fn from_token(state: &AppState, token: Option<String>, bearer: bool) -> Result<ViewerAccess, ApiError> {
+        let token = token.filter(|t| !t.is_empty()).ok_or(ApiError::Unauthorized(Credential::ViewerToken))?;
+        if state.viewer_tokens.accepts(&token) {
+            Ok(ViewerAccess::Viewer { bearer })
+        } else if is_share_token(&token) {
+            Ok(ViewerAccess::Share(token))
+        } else {
+            Err(ApiError::Unauthorized(Credential::ViewerToken))
+        }
+    }
+}
+
+/// The token of `Authorization: Bearer <token>`. Any other scheme counts as
+/// no token, so the query string is not consulted behind its back.
+fn bearer(headers: &HeaderMap) -> Option<Option<String>> {
+    let value = headers.get(header::AUTHORIZATION)?;
+    let token = value.to_str().ok().and_then(|v| {
+        let (scheme, token) = v.trim().split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
+    });
+    Some(token)
+}
+
+impl FromRequestParts<AppState> for ViewerAccess {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        match bearer(&parts.headers) {
+            Some(from_header) => ViewerAccess::from_token(state, from_header, true),
+            None => ViewerAccess::from_token(state, query_param(parts.uri.query(), "token"), false),
+        }
+    }
+}
+
+/// Access to the session named by the route's `{session_id}`, checked, then
+/// the id validated (a bad id is a 400, but only for someone with access).
+#[derive(Debug, Clone)]
+pub struct SessionAccess {
+    pub session_id: SessionId,
+}
+
+impl FromRequestParts<AppState> for SessionAccess {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let access = ViewerAccess::from_request_parts(parts, state).await?;
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::invalid_fields(vec![FieldError::new(None, "path", e.body_text())]))?;
+        let raw = params
+            .iter()
+            .find_map(|(name, value)| (name == "session_id").then_some(value))
+            .ok_or_else(|| ApiError::Internal("route has no {session_id}".into()))?;
+        if let ViewerAccess::Share(token) = &access {
+            state.share_signer.verify(token, raw, unix_now()).map_err(|e| match e {
+                ShareError::Expired => ApiError::TokenExpired,
+                ShareError::Invalid => ApiError::TokenInvalid,
+            })?;
+        }
+        let session_id = SessionId::parse(raw)
+            .ok_or_else(|| ApiError::invalid_fields(vec![FieldError::new(None, "session_id", ID_RULE)]))?;
+        Ok(SessionAccess { session_id })
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    #[test]
+    fn bearer_tokens() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(bearer(&headers), None);
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer abc.def"));
+        assert_eq!(bearer(&headers), Some(Some("abc.def".to_owned())));
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("bearer   xyz "));
+        assert_eq!(bearer(&headers), Some(Some("xyz".to_owned())));
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic dXNlcjpwYXNz"));
+        assert_eq!(bearer(&headers), Some(None));
+    }
+
+    #[test]
+    fn viewer_tokens() {
+        let tokens = ViewerTokens::new(&[Secret::new("a-viewer-token-of-16")]);
+        assert!(tokens.accepts("a-viewer-token-of-16"));
+        assert!(!tokens.accepts("a-viewer-token-of-1"));
+        assert!(!ViewerTokens::default().accepts(""));
+    }
+}

@@ -1,0 +1,325 @@
+//! Replay fetch API, for the player and for scripts (docs/replay-api.md).
+//!
+//! | method | path | access | answer |
+//! |---|---|---|---|
+//! | GET  | `/api/observer/replays?limit=50&cursor=…` | viewer token | `SessionsResponse`, newest first |
+//! | GET  | `/api/observer/replays/{session_id}` | viewer or share token | `ManifestResponse` |
+//! | GET  | `/api/observer/replays/{session_id}/chunks/{seq}` | viewer or share token | the chunk's JSON array |
+//! | GET  | `/api/observer/replays/{session_id}/events` | viewer or share token | the session's events, one JSON array, streamed |
+//! | POST | `/api/observer/replays/{session_id}/share` | viewer token in `Authorization` | `ShareResponse` |
+//!
+//! - Access: `Authorization: Bearer <token>` or `?token=` (see
+//!   `auth::viewer`), checked before the store is touched: 401
+//!   `unauthorized`, `token_expired` or `token_invalid`, whether or not the
+//!   session exists. Then a bad id, seq, limit, cursor or TTL is a 400.
+//! - Chunks go out as stored (`Content-Encoding: gzip`) when the client
+//!   accepts gzip, else inflated (at most `OBSERVER_MAX_REPLAY_DECOMPRESSED`);
+//!   with `ETag`, `Cache-Control: private, immutable, max-age=31536000`,
+//!   `Vary: Accept-Encoding`; `If-None-Match` → 304.
+//! - Limits: `limit` 1..=200 (default 50); `events` streams at most
+//!   `OBSERVER_MAX_STREAM_CHUNKS` chunks (else 413); share TTL 60 s..=30 days
+//!   (default 24 h); share request body `OBSERVER_MAX_JSON_BODY`.
+//! - Statuses: 200, 304, 400, 401, 404 (no chunk / no such chunk), 413, 415,
+//!   503 (store unreachable).
+
+mod events;
+mod representation;
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use axum::{
+    Json,
+    body::Body,
+    extract::{RawPathParams, RawQuery, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::{MethodRouter, get, post},
+};
+use serde::{Deserialize, Serialize};
+
+use super::extract::{Accept, BodyEncoding, check_body_headers, content_length};
+use crate::{
+    auth::{SessionAccess, ViewerAccess, share, viewer::unix_now},
+    error::{ApiError, FieldError, LimitName},
+    ingest::decompress::{gunzip_bounded, read_body},
+    state::AppState,
+    store::{ChunkInfo, SessionCursor, SessionSummary},
+};
+use representation::{NO_STORE, accepts_gzip, chunk_headers, identity_etag, not_modified};
+
+/// Sessions per listing page: default and most.
+const DEFAULT_PAGE: usize = 50;
+const MAX_PAGE: usize = 200;
+
+pub fn list_sessions() -> MethodRouter<AppState> {
+    get(list_recent_sessions)
+}
+
+pub fn get_manifest() -> MethodRouter<AppState> {
+    get(get_session_manifest)
+}
+
+pub fn get_chunk() -> MethodRouter<AppState> {
+    get(get_replay_chunk)
+}
+
+pub fn stream_session_events() -> MethodRouter<AppState> {
+    get(stream_events)
+}
+
+pub fn create_share_link() -> MethodRouter<AppState> {
+    post(share_session)
+}
+
+#[derive(Debug, Serialize)]
+pub struct SessionsResponse {
+    pub sessions: Vec<SessionItem>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SessionItem {
+    pub session_id: String,
+    /// Milliseconds since the epoch of the first event.
+    pub start: i64,
+    pub url: Option<String>,
+    pub user_id: Option<String>,
+    pub chunks: u32,
+}
+
+impl From<SessionSummary> for SessionItem {
+    fn from(s: SessionSummary) -> Self {
+        SessionItem {
+            session_id: s.session_id.to_string(),
+            start: s.start,
+            url: s.details.url,
+            user_id: s.details.user_id,
+            chunks: s.chunks,
+        }
+    }
+}
+
+/// `?limit=&cursor=` (and `token`, read by the access extractor).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    limit: Option<String>,
+    cursor: Option<String>,
+    #[allow(dead_code)]
+    token: Option<String>,
+}
+
+fn parse_list_query(query: Option<&str>) -> Result<(usize, Option<SessionCursor>), ApiError> {
+    let raw: ListQuery = serde_urlencoded::from_str(query.unwrap_or(""))
+        .map_err(|e| ApiError::invalid_fields(vec![FieldError::new(None, "query", e.to_string())]))?;
+    let mut errors = Vec::new();
+    let limit = match raw.limit.as_deref().map(str::parse::<usize>) {
+        None => DEFAULT_PAGE,
+        Some(Ok(n)) if (1..=MAX_PAGE).contains(&n) => n,
+        Some(_) => {
+            errors.push(FieldError::new(None, "limit", format!("must be an integer from 1 to {MAX_PAGE}")));
+            DEFAULT_PAGE
+        }
+    };
+    let cursor = raw.cursor.as_deref().filter(|c| !c.is_empty()).and_then(|c| {
+        let cursor = SessionCursor::parse(c);
+        if cursor.is_none() {
+            errors.push(FieldError::new(None, "cursor", "is not a cursor from a previous page"));
+        }
+        cursor
+    });
+    if errors.is_empty() { Ok((limit, cursor)) } else { Err(ApiError::invalid_fields(errors)) }
+}
+
+#[tracing::instrument(skip_all)]
+async fn list_recent_sessions(
+    State(state): State<AppState>,
+    access: ViewerAccess,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    access.require_viewer()?;
+    let (limit, cursor) = parse_list_query(query.as_deref())?;
+    let page = state.store.list_sessions(limit, cursor.as_ref()).await?;
+    let body = SessionsResponse {
+        sessions: page.sessions.into_iter().map(SessionItem::from).collect(),
+        next_cursor: page.next_cursor.map(|c| c.as_str().to_owned()),
+    };
+    Ok(([(header::CACHE_CONTROL, NO_STORE)], Json(body)).into_response())
+}
+
+#[derive(Debug, Serialize)]
+pub struct ManifestResponse {
+    pub session_id: String,
+    pub chunks: Vec<ManifestChunk>,
+    pub first_timestamp: i64,
+    pub last_timestamp: i64,
+    pub duration_ms: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ManifestChunk {
+    pub seq: u32,
+    pub first_timestamp: i64,
+    pub last_timestamp: i64,
+    pub events: u32,
+    pub bytes: u64,
+}
+
+impl ManifestResponse {
+    /// `chunks` is non-empty and ordered by seq.
+    fn new(session_id: String, chunks: &[ChunkInfo]) -> Self {
+        let first_timestamp = chunks.iter().map(|c| c.meta.first_timestamp).min().unwrap_or(0);
+        let last_timestamp = chunks.iter().map(|c| c.meta.last_timestamp).max().unwrap_or(0);
+        let chunks = chunks
+            .iter()
+            .map(|c| ManifestChunk {
+                seq: c.seq,
+                first_timestamp: c.meta.first_timestamp,
+                last_timestamp: c.meta.last_timestamp,
+                events: c.meta.events,
+                bytes: c.bytes,
+            })
+            .collect();
+        let duration_ms = last_timestamp.saturating_sub(first_timestamp).max(0);
+        ManifestResponse { session_id, chunks, first_timestamp, last_timestamp, duration_ms }
+    }
+}
+
+#[tracing::instrument(skip_all, fields(session_id))]
+async fn get_session_manifest(
+    State(state): State<AppState>,
+    SessionAccess { session_id }: SessionAccess,
+) -> Result<Response, ApiError> {
+    tracing::Span::current().record("session_id", session_id.as_str());
+    let chunks = state.store.list_chunks(&session_id).await?;
+    if chunks.is_empty() {
+        return Err(ApiError::NotFound);
+    }
+    let body = ManifestResponse::new(session_id.to_string(), &chunks);
+    Ok(([(header::CACHE_CONTROL, NO_STORE)], Json(body)).into_response())
+}
+
+/// The `{seq}` of the chunk route: decimal digits, a `u32`.
+fn parse_seq(params: &RawPathParams) -> Result<u32, ApiError> {
+    let raw = params.iter().find_map(|(name, value)| (name == "seq").then_some(value)).unwrap_or("");
+    match raw.parse::<u32>() {
+        Ok(seq) if raw.bytes().all(|b| b.is_ascii_digit()) => Ok(seq),
+        _ => {
+            Err(ApiError::invalid_fields(vec![FieldError::new(None, "seq", "must be an integer from 0 to 4294967295")]))
+        }
+    }
+}
+
+#[tracing::instrument(skip_all, fields(session_id, seq))]
+async fn get_replay_chunk(
+    State(state): State<AppState>,
+    SessionAccess { session_id }: SessionAccess,
+    params: RawPathParams,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let seq = parse_seq(&params)?;
+    tracing::Span::current().record("session_id", session_id.as_str()).record("seq", seq);
+    let chunk = state.store.get_chunk(&session_id, seq).await?.ok_or(ApiError::NotFound)?;
+    let gzip = accepts_gzip(&headers);
+    let etag = if gzip { chunk.etag } else { identity_etag(&chunk.etag) };
+    let mut response = if not_modified(&headers, &etag) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else if gzip {
+        let mut response = Body::from(chunk.gzip).into_response();
+        response.headers_mut().insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        response
+    } else {
+        let pieces = events::gunzip_pieces(chunk.gzip, state.config.limits.max_replay_decompressed);
+        Body::from_stream(futures_util::stream::iter(pieces)).into_response()
+    };
+    let out = response.headers_mut();
+    chunk_headers(out, &etag);
+    if response.status() == StatusCode::OK {
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    }
+    Ok(response)
+}
+
+#[tracing::instrument(skip_all, fields(session_id))]
+async fn stream_events(
+    State(state): State<AppState>,
+    SessionAccess { session_id }: SessionAccess,
+) -> Result<Response, ApiError> {
+    tracing::Span::current().record("session_id", session_id.as_str());
+    let chunks = state.store.list_chunks(&session_id).await?;
+    if chunks.is_empty() {
+        return Err(ApiError::NotFound);
+    }
+    let max = state.config.limits.max_stream_chunks;
+    if chunks.len() > max {
+        return Err(ApiError::TooLarge { limit: LimitName::StreamChunks, what: "the session's chunk count", max });
+    }
+    let seqs = chunks.iter().map(|c| c.seq).collect();
+    let stream =
+        events::session_events(state.store.clone(), session_id, seqs, state.config.limits.max_replay_decompressed);
+    let headers =
+        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json")), (header::CACHE_CONTROL, NO_STORE)];
+    Ok((headers, Body::from_stream(stream)).into_response())
+}
+
+/// The share request body; an empty body takes the defaults.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ShareRequest {
+    ttl_seconds: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ShareResponse {
+    /// `/replay/{session_id}?token=…`, relative to where Observer is served.
+    pub url: String,
+    /// RFC 3339, UTC.
+    pub expires_at: String,
+}
+
+#[tracing::instrument(skip_all, fields(session_id))]
+async fn share_session(
+    State(state): State<AppState>,
+    access: ViewerAccess,
+    params: RawPathParams,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    access.require_viewer_bearer()?;
+    let raw_id = params.iter().find_map(|(name, value)| (name == "session_id").then_some(value)).unwrap_or("");
+    let session_id = crate::payload::SessionId::parse(raw_id)
+        .ok_or_else(|| ApiError::invalid_fields(vec![FieldError::new(None, "session_id", crate::payload::ID_RULE)]))?;
+    tracing::Span::current().record("session_id", session_id.as_str());
+    let request = read_share_request(&state, &headers, body).await?;
+    let ttl = request.ttl_seconds.unwrap_or(share::DEFAULT_TTL_SECS);
+    if !(share::MIN_TTL_SECS..=share::MAX_TTL_SECS).contains(&ttl) {
+        let reason = format!("must be from {} to {}", share::MIN_TTL_SECS, share::MAX_TTL_SECS);
+        return Err(ApiError::invalid_fields(vec![FieldError::new(None, "ttl_seconds", reason)]));
+    }
+    let link = state.share_signer.link(session_id.as_str(), ttl, unix_now());
+    let expires_at = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(link.expires_at)).to_string();
+    Ok(([(header::CACHE_CONTROL, NO_STORE)], Json(ShareResponse { url: link.path, expires_at })).into_response())
+}
+
+/// An empty body means defaults; anything else must be a JSON object.
+async fn read_share_request(state: &AppState, headers: &HeaderMap, body: Body) -> Result<ShareRequest, ApiError> {
+    let max = state.config.limits.max_json_body;
+    let received = read_body(body, content_length(headers), max, LimitName::JsonBody).await?;
+    if received.trim_ascii().is_empty() {
+        return Ok(ShareRequest::default());
+    }
+    let json = match check_body_headers(headers, Accept::Json)? {
+        BodyEncoding::Gzip => gunzip_bounded(&received, max, LimitName::JsonBody)?.into(),
+        BodyEncoding::Identity => received,
+    };
+    let mut de = serde_json::Deserializer::from_slice(&json);
+    let request = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let field = match e.path().to_string() {
+            path if path == "." => "body".to_owned(),
+            path => path,
+        };
+        ApiError::invalid_fields(vec![FieldError::new(None, field, e.inner().to_string())])
+    })?;
+    de.end().map_err(|e| ApiError::invalid_body(e.to_string()))?;
+    Ok(request)
+}

@@ -1,0 +1,239 @@
+//! Local store tests: the put path and the read side on a temp directory.
+use std::sync::Arc;
+
+use super::*;
+
+fn sid(s: &str) -> SessionId {
+    SessionId::parse(s).unwrap()
+}
+
+const NO_DETAILS: SessionDetails = SessionDetails { url: None, user_id: None };
+
+const META: ChunkMeta = ChunkMeta { first_timestamp: 1_700_000_000_000, last_timestamp: 1_700_000_004_321, events: 42 };
+
+fn read_sidecar(path: &Path) -> Sidecar {
+    serde_json::from_slice(&fs::read(path).unwrap()).unwrap()
+}
+
+/// Names in a session directory other than `.lock`.
+fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n != ".lock")
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn put_creates_chunk_and_sidecar() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = LocalStore::new(tmp.path().join("nested/data")).unwrap();
+    let body = Bytes::from_static(b"\x1f\x8b gzip bytes");
+
+    let outcome = store.put_chunk(&sid("session-0001"), 7, body.clone(), META, &NO_DETAILS).await.unwrap();
+
+    assert_eq!(outcome, PutOutcome::Created);
+    let dir = store.root().join("replays/session-0001");
+    assert_eq!(fs::read(dir.join("0000000007.json.gz")).unwrap(), body);
+    let json: serde_json::Value = serde_json::from_slice(&fs::read(dir.join("0000000007.meta.json")).unwrap()).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({
+            "first_timestamp": 1_700_000_000_000_i64,
+            "last_timestamp": 1_700_000_004_321_i64,
+            "events": 42,
+            "bytes": body.len(),
+        })
+    );
+    assert_eq!(entries(&dir), ["0000000007.json.gz", "0000000007.meta.json"], "no temp files left");
+}
+
+#[tokio::test]
+async fn re_put_keeps_original() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = LocalStore::new(tmp.path().to_owned()).unwrap();
+    let id = sid("session-0002");
+    store.put_chunk(&id, 0, Bytes::from_static(b"original"), META, &NO_DETAILS).await.unwrap();
+
+    let other = ChunkMeta { events: 1, ..META };
+    let outcome = store.put_chunk(&id, 0, Bytes::from_static(b"different"), other, &NO_DETAILS).await.unwrap();
+
+    assert_eq!(outcome, PutOutcome::AlreadyExists);
+    let dir = store.root().join("replays/session-0002");
+    assert_eq!(fs::read(dir.join("0000000000.json.gz")).unwrap(), b"original");
+    assert_eq!(read_sidecar(&dir.join("0000000000.meta.json")).events, 42);
+    // Another seq of the same session is still a new chunk.
+    let outcome = store.put_chunk(&id, 1, Bytes::from_static(b"next"), META, &NO_DETAILS).await.unwrap();
+    assert_eq!(outcome, PutOutcome::Created);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_puts_create_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Arc::new(LocalStore::new(tmp.path().to_owned()).unwrap());
+    let id = sid("session-0003");
+
+    let tasks: Vec<_> = (0..8u32)
+        .map(|i| {
+            let (store, id) = (store.clone(), id.clone());
+            tokio::spawn(async move {
+                let body = Bytes::from(format!("body from task {i}"));
+                let outcome =
+                    store.put_chunk(&id, 3, body, ChunkMeta { events: i, ..META }, &NO_DETAILS).await.unwrap();
+                (i, outcome)
+            })
+        })
+        .collect();
+    let mut created = Vec::new();
+    for task in tasks {
+        let (i, outcome) = task.await.unwrap();
+        if outcome == PutOutcome::Created {
+            created.push(i);
+        }
+    }
+
+    assert_eq!(created.len(), 1, "exactly one put wins: {created:?}");
+    let winner = created[0];
+    let dir = store.root().join("replays/session-0003");
+    assert_eq!(fs::read(dir.join("0000000003.json.gz")).unwrap(), format!("body from task {winner}").as_bytes());
+    assert_eq!(read_sidecar(&dir.join("0000000003.meta.json")).events, winner, "sidecar belongs to the winner");
+    assert_eq!(entries(&dir), ["0000000003.json.gz", "0000000003.meta.json"], "no temp files left");
+}
+
+#[tokio::test]
+async fn leftover_sidecar_without_chunk_is_replaced() {
+    // A write that crashed between the sidecar rename and the chunk link.
+    let tmp = tempfile::tempdir().unwrap();
+    let store = LocalStore::new(tmp.path().to_owned()).unwrap();
+    let dir = store.root().join("replays/session-0004");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("0000000009.meta.json"), b"{\"stale\":true}").unwrap();
+
+    let outcome = store.put_chunk(&sid("session-0004"), 9, Bytes::from_static(b"gz"), META, &NO_DETAILS).await.unwrap();
+
+    assert_eq!(outcome, PutOutcome::Created);
+    assert_eq!(read_sidecar(&dir.join("0000000009.meta.json")).bytes, 2);
+}
+
+#[tokio::test]
+async fn check_ok_and_describe() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = LocalStore::new(tmp.path().to_owned()).unwrap();
+    store.check().await.unwrap();
+    assert_eq!(fs::read_dir(store.root()).unwrap().count(), 0, "probe file removed");
+    let described = store.describe();
+    assert!(described.starts_with("local directory /"), "{described}");
+}
+
+#[tokio::test]
+async fn check_fails_when_dir_missing_or_not_a_dir() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = LocalStore::new(tmp.path().join("data")).unwrap();
+    fs::remove_dir(tmp.path().join("data")).unwrap();
+    let err = store.check().await.unwrap_err();
+    assert!(err.to_string().contains("data"), "{err}");
+    assert!(store.put_chunk(&sid("session-0005"), 0, Bytes::from_static(b"x"), META, &NO_DETAILS).await.is_err());
+    assert!(!tmp.path().join("data").exists(), "a put does not recreate a vanished data directory");
+
+    fs::write(tmp.path().join("data"), b"a file").unwrap();
+    let err = store.check().await.unwrap_err();
+    assert!(err.to_string().contains("not a directory"), "{err}");
+    assert!(store.put_chunk(&sid("session-0005"), 0, Bytes::from_static(b"x"), META, &NO_DETAILS).await.is_err());
+}
+
+/// `/proc/self` is a directory nobody (root included) can create files in,
+/// which permission bits cannot give us when tests run as root.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn check_fails_when_dir_unwritable() {
+    let store = LocalStore::new(PathBuf::from("/proc/self")).unwrap();
+    let err = store.check().await.unwrap_err();
+    assert!(err.to_string().contains("not writable"), "{err}");
+}
+
+#[test]
+fn new_fails_when_path_is_a_file() {
+    let tmp = tempfile::NamedTempFile::new().unwrap();
+    let err = LocalStore::new(tmp.path().to_owned()).unwrap_err();
+    assert!(matches!(err, StoreError::Config(_)), "{err}");
+}
+
+#[test]
+fn sidecar_name() {
+    assert_eq!(
+        sidecar_path(Path::new("/d/replays/s/0000000012.json.gz")),
+        Path::new("/d/replays/s/0000000012.meta.json")
+    );
+}
+
+#[tokio::test]
+async fn sessions_are_listed_newest_first_with_cursor() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = LocalStore::new(tmp.path().to_owned()).unwrap();
+    let details = SessionDetails { url: Some("https://a.example/x".into()), user_id: Some("user-1".into()) };
+    for (i, name) in ["session-old1", "session-mid2", "session-new3"].iter().enumerate() {
+        let meta = ChunkMeta { first_timestamp: 1_700_000_000_000 + i as i64, ..META };
+        for seq in 0..=i as u32 {
+            store.put_chunk(&sid(name), seq, Bytes::from_static(b"gz"), meta, &details).await.unwrap();
+        }
+    }
+    // A chunk of a session whose chunk 0 never arrived is not listed.
+    store.put_chunk(&sid("session-nochunk0"), 1, Bytes::from_static(b"gz"), META, &NO_DETAILS).await.unwrap();
+
+    let page = store.list_sessions(2, None).await.unwrap();
+    let ids: Vec<&str> = page.sessions.iter().map(|s| s.session_id.as_str()).collect();
+    assert_eq!(ids, ["session-new3", "session-mid2"]);
+    assert_eq!(page.sessions[0].chunks, 3);
+    assert_eq!(page.sessions[0].start, 1_700_000_000_002);
+    assert_eq!(page.sessions[0].details, details);
+    let cursor = page.next_cursor.expect("a second page");
+    let page = store.list_sessions(2, Some(&cursor)).await.unwrap();
+    let ids: Vec<&str> = page.sessions.iter().map(|s| s.session_id.as_str()).collect();
+    assert_eq!(ids, ["session-old1"]);
+    assert_eq!(page.next_cursor, None);
+    // Exactly `limit` left: no further page is promised.
+    assert_eq!(store.list_sessions(3, None).await.unwrap().next_cursor, None);
+}
+
+#[tokio::test]
+async fn re_sent_chunk_0_repairs_a_missing_session_entry_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = LocalStore::new(tmp.path().to_owned()).unwrap();
+    let id = sid("session-repair");
+    store.put_chunk(&id, 0, Bytes::from_static(b"gz"), META, &NO_DETAILS).await.unwrap();
+    let sessions = store.root().join("sessions");
+    let entry = sessions.join("8299999999999-session-repair.json");
+    assert!(entry.exists());
+    fs::remove_file(&entry).unwrap();
+    // The re-send has other timestamps; the stored chunk's start wins.
+    let other = ChunkMeta { first_timestamp: 5, ..META };
+    let outcome = store.put_chunk(&id, 0, Bytes::from_static(b"other"), other, &NO_DETAILS).await.unwrap();
+    assert_eq!(outcome, PutOutcome::AlreadyExists);
+    store.put_chunk(&id, 0, Bytes::from_static(b"other"), other, &NO_DETAILS).await.unwrap();
+    assert_eq!(entries(&sessions), ["8299999999999-session-repair.json"]);
+}
+
+#[tokio::test]
+async fn manifest_and_chunks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = LocalStore::new(tmp.path().to_owned()).unwrap();
+    let id = sid("session-read1");
+    assert_eq!(store.list_chunks(&id).await.unwrap(), []);
+    assert!(store.get_chunk(&id, 0).await.unwrap().is_none());
+    for seq in [2u32, 0, 10, 1] {
+        let body = Bytes::from(format!("body {seq}"));
+        store.put_chunk(&id, seq, body, ChunkMeta { events: seq, ..META }, &NO_DETAILS).await.unwrap();
+    }
+    let chunks = store.list_chunks(&id).await.unwrap();
+    let seqs: Vec<u32> = chunks.iter().map(|c| c.seq).collect();
+    assert_eq!(seqs, [0, 1, 2, 10]);
+    assert_eq!(chunks[3], ChunkInfo { seq: 10, meta: ChunkMeta { events: 10, ..META }, bytes: 7 });
+
+    let chunk = store.get_chunk(&id, 10).await.unwrap().unwrap();
+    assert_eq!(chunk.gzip, Bytes::from_static(b"body 10"));
+    assert!(chunk.etag.starts_with('"') && chunk.etag.ends_with('"') && chunk.etag.len() == 18, "{}", chunk.etag);
+    assert_eq!(store.get_chunk(&id, 10).await.unwrap().unwrap().etag, chunk.etag, "stable");
+    assert_ne!(store.get_chunk(&id, 2).await.unwrap().unwrap().etag, chunk.etag);
+}

@@ -1,0 +1,288 @@
+//! S3 store tests against a real moto server.
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::*;
+
+#[test]
+fn prefixes() {
+    for (raw, want) in [("", ""), ("/", ""), ("obs", "obs/"), ("obs/", "obs/"), ("a/b//", "a/b/"), (" x ", "x/")] {
+        assert_eq!(normalize_prefix(raw), want, "{raw:?}");
+    }
+}
+
+/// A `moto_server` on a free port, killed on drop. Panics if it cannot start:
+/// the S3 tests never skip.
+struct Moto {
+    child: Child,
+    endpoint: Url,
+}
+
+impl Moto {
+    fn start() -> Moto {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("the S3 store tests need moto_server on PATH (pip install 'moto[server]'): {e}")
+            });
+        let mut moto = Moto { child, endpoint: format!("http://127.0.0.1:{port}").parse().unwrap() };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Some(status) = moto.child.try_wait().unwrap() {
+                panic!("moto_server exited before listening: {status}");
+            }
+            assert!(Instant::now() < deadline, "moto_server did not listen on port {port} within 30 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        moto
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn all_keys(s3: &S3Store, prefix: &str) -> Vec<String> {
+    let mut keys: Vec<String> =
+        s3.list_all(prefix, None).await.unwrap().iter().filter_map(|o| o.key().map(str::to_owned)).collect();
+    keys.sort();
+    keys
+}
+
+fn credentials() -> Credentials {
+    Credentials::new("observer-test-key", "observer-test-secret", None, None, "observer-tests")
+}
+
+async fn store(endpoint: &Url, bucket: &str, prefix: &str) -> S3Store {
+    S3Store::build(
+        Some(endpoint.clone()),
+        bucket.to_owned(),
+        "us-east-1".to_owned(),
+        prefix.to_owned(),
+        Some(credentials()),
+    )
+    .await
+    .unwrap()
+}
+
+const NO_DETAILS: SessionDetails = SessionDetails { url: None, user_id: None };
+
+const META: ChunkMeta = ChunkMeta { first_timestamp: 1_700_000_000_000, last_timestamp: 1_700_000_004_321, events: 42 };
+
+/// One moto server for every S3 check, run in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn s3_store_against_moto() {
+    let moto = Moto::start();
+    let s3 = store(&moto.endpoint, "observer-test", "tenant-a").await;
+    assert_eq!(
+        s3.describe(),
+        format!("s3 bucket observer-test at {} (prefix \"tenant-a/\")", moto.endpoint.as_str().trim_end_matches('/'))
+    );
+
+    // check() fails before the bucket exists, and names it.
+    let err = s3.check().await.unwrap_err().to_string();
+    assert!(err.contains("observer-test") && err.contains("does not exist"), "{err}");
+    s3.client.create_bucket().bucket("observer-test").send().await.unwrap();
+    s3.check().await.unwrap();
+
+    // Put, then a re-send with other bytes: the first object stays.
+    let id = SessionId::parse("session-s3-0001").unwrap();
+    let body = Bytes::from_static(b"\x1f\x8b\x08\x00 first body");
+    assert_eq!(s3.put_chunk(&id, 5, body.clone(), META, &NO_DETAILS).await.unwrap(), PutOutcome::Created);
+    let other = ChunkMeta { events: 1, ..META };
+    assert_eq!(
+        s3.put_chunk(&id, 5, Bytes::from_static(b"second"), other, &NO_DETAILS).await.unwrap(),
+        PutOutcome::AlreadyExists
+    );
+
+    let key = "tenant-a/replays/session-s3-0001/0000000005.json.gz";
+    assert_eq!(s3.key(&id, 5), key);
+    let got = s3.client.get_object().bucket("observer-test").key(key).send().await.unwrap();
+    assert_eq!(got.content_type(), Some("application/json"));
+    assert_eq!(got.content_encoding(), Some("gzip"));
+    let metadata = got.metadata().cloned().unwrap_or_default();
+    assert_eq!(metadata.get("first-timestamp").map(String::as_str), Some("1700000000000"));
+    assert_eq!(metadata.get("last-timestamp").map(String::as_str), Some("1700000004321"));
+    assert_eq!(metadata.get("events").map(String::as_str), Some("42"));
+    assert_eq!(got.body.collect().await.unwrap().into_bytes(), body);
+    let keys = all_keys(&s3, "tenant-a/").await;
+    assert_eq!(
+        keys,
+        [
+            "tenant-a/replays/session-s3-0001/0000000005.json.gz",
+            "tenant-a/replays/session-s3-0001/index/0000000005-1700000000000-1700000004321-42-15",
+        ],
+        "one chunk object, no duplicate, and its index entry"
+    );
+
+    // The server honours If-None-Match: a conditional put on the existing
+    // key (skipping the HEAD) is refused and classified as AlreadyExists.
+    assert_eq!(s3.put_new(key, Bytes::from_static(b"third"), META).await.unwrap(), PutOutcome::AlreadyExists);
+    let raw = s3
+        .client
+        .put_object()
+        .bucket("observer-test")
+        .key(key)
+        .if_none_match("*")
+        .body(ByteStream::from_static(b"raw"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(conditional_failure(&raw), Some(ConditionalFailure::Exists), "{}", error_chain(&raw));
+
+    // Concurrent re-sends of a new chunk.
+    let s3 = Arc::new(s3);
+    let tasks: Vec<_> = (0..8u32)
+        .map(|i| {
+            let (s3, id) = (s3.clone(), id.clone());
+            tokio::spawn(async move {
+                s3.put_chunk(&id, 6, Bytes::from(format!("body {i}")), ChunkMeta { events: i, ..META }, &NO_DETAILS)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut created = 0;
+    for task in tasks {
+        if task.await.unwrap() == PutOutcome::Created {
+            created += 1;
+        }
+    }
+    assert_eq!(created, 1, "exactly one concurrent put creates the object");
+
+    // The read side.
+    let s3 = Arc::try_unwrap(s3).unwrap();
+    read_side(&s3).await;
+
+    // Errors are useful and hold no secret.
+    let missing = store(&moto.endpoint, "no-such-bucket", "").await;
+    let err = missing.put_chunk(&id, 0, Bytes::from_static(b"x"), META, &NO_DETAILS).await.unwrap_err().to_string();
+    assert!(
+        err.contains(
+            "PutObject s3://no-such-bucket/replays/session-s3-0001/0000000000.json.gz (HTTP 404): NoSuchBucket"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("observer-test-secret") && !err.contains("<Error>") && !err.contains("headers"), "{err}");
+}
+
+#[tokio::test]
+async fn unreachable_endpoint_fails_fast() {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let endpoint: Url = format!("http://127.0.0.1:{port}").parse().unwrap();
+    let s3 = store(&endpoint, "observer-test", "").await;
+    let started = Instant::now();
+    let err = s3.check().await.unwrap_err().to_string();
+    assert!(started.elapsed() < OPERATION_TIMEOUT, "took {:?}", started.elapsed());
+    assert!(err.contains("HeadBucket s3://observer-test/") && err.contains("Connection refused"), "{err}");
+    assert!(!err.contains("observer-test-secret"), "{err}");
+}
+
+#[tokio::test]
+async fn rejects_endpoint_with_credentials() {
+    let endpoint: Url = "http://user:pass@127.0.0.1:9000".parse().unwrap();
+    let err = S3Store::new(Some(endpoint), "b-1".to_owned(), "us-east-1".to_owned(), String::new()).await.unwrap_err();
+    assert!(matches!(err, StoreError::Config(_)), "{err}");
+    assert!(!err.to_string().contains("pass"), "{err}");
+}
+
+/// Listing, manifest (with and without index entries) and chunk reads.
+async fn read_side(s3: &S3Store) {
+    let id = SessionId::parse("session-s3-read").unwrap();
+    assert_eq!(s3.list_chunks(&id).await.unwrap(), []);
+    assert!(s3.get_chunk(&id, 0).await.unwrap().is_none());
+    let details = SessionDetails { url: Some("https://a.example/".into()), user_id: Some("user-7".into()) };
+    for seq in [1u32, 0, 2] {
+        let meta = ChunkMeta { events: seq + 1, ..META };
+        s3.put_chunk(&id, seq, Bytes::from(format!("chunk {seq}")), meta, &details).await.unwrap();
+    }
+    let expected: Vec<ChunkInfo> =
+        (0..3).map(|seq| ChunkInfo { seq, meta: ChunkMeta { events: seq + 1, ..META }, bytes: 7 }).collect();
+    assert_eq!(s3.list_chunks(&id).await.unwrap(), expected);
+
+    // Without index entries the manifest falls back to HEAD and repairs them.
+    let index_prefix = "tenant-a/replays/session-s3-read/index/";
+    let entries = all_keys(s3, index_prefix).await;
+    assert_eq!(entries.len(), 3);
+    for key in &entries {
+        s3.client.delete_object().bucket("observer-test").key(key).send().await.unwrap();
+    }
+    assert_eq!(s3.list_chunks(&id).await.unwrap(), expected);
+    assert_eq!(all_keys(s3, index_prefix).await, entries, "index entries written again");
+
+    let chunk = s3.get_chunk(&id, 2).await.unwrap().unwrap();
+    assert_eq!(chunk.gzip, Bytes::from_static(b"chunk 2"));
+    assert!(chunk.etag.starts_with('"') && chunk.etag.ends_with('"') && chunk.etag.len() > 2, "{}", chunk.etag);
+
+    // Listing: both sessions with chunk 0, newest first; the entry of the
+    // first session (chunk 0 stored under test above) has no details.
+    let later = SessionId::parse("session-s3-later").unwrap();
+    let meta = ChunkMeta { first_timestamp: META.first_timestamp + 1, ..META };
+    s3.put_chunk(&later, 0, Bytes::from_static(b"x"), meta, &NO_DETAILS).await.unwrap();
+    let page = s3.list_sessions(1, None).await.unwrap();
+    assert_eq!(page.sessions.len(), 1);
+    assert_eq!(page.sessions[0].session_id, later);
+    assert_eq!(page.sessions[0].chunks, 1);
+    let page = s3.list_sessions(5, page.next_cursor.as_ref()).await.unwrap();
+    assert_eq!(page.next_cursor, None);
+    let read = page.sessions.iter().find(|s| s.session_id == id).expect("listed");
+    assert_eq!((read.start, read.chunks, &read.details), (META.first_timestamp, 3, &details));
+
+    // A deleted listing entry comes back with a re-send of chunk 0.
+    let sessions = all_keys(s3, "tenant-a/sessions/").await;
+    let entry = sessions.iter().find(|k| k.ends_with("-session-s3-read.json")).unwrap();
+    s3.client.delete_object().bucket("observer-test").key(entry).send().await.unwrap();
+    let outcome = s3.put_chunk(&id, 0, Bytes::from_static(b"again"), META, &details).await.unwrap();
+    assert_eq!(outcome, PutOutcome::AlreadyExists);
+    assert_eq!(all_keys(s3, "tenant-a/sessions/").await, sessions);
+}
+
+/// The manifest of a 720-chunk session (an hour of 5 s chunks) comes from
+/// two listings. Prints the time taken; asserts only completeness.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn manifest_of_720_chunks() {
+    use futures_util::{StreamExt, stream};
+    const CHUNKS: u32 = 720;
+    let moto = Moto::start();
+    let s3 = store(&moto.endpoint, "observer-big", "").await;
+    s3.client.create_bucket().bucket("observer-big").send().await.unwrap();
+    let id = SessionId::parse("session-720-chunks").unwrap();
+    let s3 = &s3;
+    stream::iter(0..CHUNKS)
+        .map(|seq| {
+            let id = id.clone();
+            async move {
+                let meta = ChunkMeta { first_timestamp: 1_700_000_000_000 + i64::from(seq) * 5000, ..META };
+                s3.put_chunk(&id, seq, Bytes::from(vec![b'x'; 100]), meta, &NO_DETAILS).await.unwrap();
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<()>()
+        .await;
+
+    let started = Instant::now();
+    let manifest = s3.list_chunks(&id).await.unwrap();
+    let indexed = started.elapsed();
+    assert_eq!(manifest.len(), CHUNKS as usize);
+    assert!(manifest.iter().enumerate().all(|(i, c)| c.seq == i as u32 && c.bytes == 100));
+    assert_eq!(manifest[719].meta.first_timestamp, 1_700_000_000_000 + 719 * 5000);
+
+    // For comparison: the same manifest from HEAD requests alone.
+    let index_keys = all_keys(s3, "replays/session-720-chunks/index/").await;
+    for key in &index_keys {
+        s3.client.delete_object().bucket("observer-big").key(key).send().await.unwrap();
+    }
+    let started = Instant::now();
+    assert_eq!(s3.list_chunks(&id).await.unwrap(), manifest);
+    let headed = started.elapsed();
+    eprintln!("manifest of {CHUNKS} chunks from moto: {indexed:?} with index entries, {headed:?} with HEAD fallback");
+}

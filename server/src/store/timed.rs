@@ -1,0 +1,188 @@
+//! [`TimedStore`]: every store operation timed and its failures counted.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::{
+    ChunkInfo, ChunkMeta, ChunkObject, PutOutcome, ReplayStore, SessionCursor, SessionDetails, SessionPage, StoreError,
+};
+use crate::metrics::{Metrics, StoreOperation};
+use crate::payload::SessionId;
+
+/// Wraps a store and records every operation's duration and failures in
+/// `observer_store_operation_duration_seconds` / `observer_store_operation_failures_total`.
+pub struct TimedStore {
+    inner: Arc<dyn ReplayStore>,
+    metrics: Arc<Metrics>,
+}
+
+impl TimedStore {
+    pub fn new(inner: Arc<dyn ReplayStore>, metrics: Arc<Metrics>) -> TimedStore {
+        TimedStore { inner, metrics }
+    }
+}
+
+/// Records one operation; an operation dropped before it finished (a request
+/// or probe timeout) counts as a failure.
+struct OperationTimer<'a> {
+    metrics: &'a Metrics,
+    operation: StoreOperation,
+    started: Instant,
+    finished: bool,
+}
+
+impl<'a> OperationTimer<'a> {
+    fn start(metrics: &'a Metrics, operation: StoreOperation) -> Self {
+        OperationTimer { metrics, operation, started: Instant::now(), finished: false }
+    }
+
+    fn finish(mut self, ok: bool) {
+        self.finished = true;
+        self.metrics.store_observe(self.operation, self.started.elapsed().as_secs_f64(), ok);
+    }
+}
+
+impl Drop for OperationTimer<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.metrics.store_observe(self.operation, self.started.elapsed().as_secs_f64(), false);
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl ReplayStore for TimedStore {
+    async fn put_chunk(
+        &self,
+        session_id: &SessionId,
+        seq: u32,
+        gzip_body: Bytes,
+        meta: ChunkMeta,
+        details: &SessionDetails,
+    ) -> Result<PutOutcome, StoreError> {
+        let timer = OperationTimer::start(&self.metrics, StoreOperation::Put);
+        let result = self.inner.put_chunk(session_id, seq, gzip_body, meta, details).await;
+        timer.finish(result.is_ok());
+        result
+    }
+
+    async fn list_sessions(&self, limit: usize, after: Option<&SessionCursor>) -> Result<SessionPage, StoreError> {
+        let timer = OperationTimer::start(&self.metrics, StoreOperation::List);
+        let result = self.inner.list_sessions(limit, after).await;
+        timer.finish(result.is_ok());
+        result
+    }
+
+    async fn list_chunks(&self, session_id: &SessionId) -> Result<Vec<ChunkInfo>, StoreError> {
+        let timer = OperationTimer::start(&self.metrics, StoreOperation::List);
+        let result = self.inner.list_chunks(session_id).await;
+        timer.finish(result.is_ok());
+        result
+    }
+
+    async fn get_chunk(&self, session_id: &SessionId, seq: u32) -> Result<Option<ChunkObject>, StoreError> {
+        let timer = OperationTimer::start(&self.metrics, StoreOperation::Get);
+        let result = self.inner.get_chunk(session_id, seq).await;
+        timer.finish(result.is_ok());
+        result
+    }
+
+    async fn check(&self) -> Result<(), StoreError> {
+        let timer = OperationTimer::start(&self.metrics, StoreOperation::Check);
+        let result = self.inner.check().await;
+        timer.finish(result.is_ok());
+        result
+    }
+
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use prometheus_client::registry::Registry;
+
+    use super::*;
+    use crate::config::StoreConfig;
+    use crate::store::open;
+
+    #[tokio::test]
+    async fn timed_store_records_operations() {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = StoreConfig::Local { data_dir: tmp.path().join("data") };
+        let mut registry = Registry::default();
+        let metrics = Arc::new(Metrics::new(&mut registry));
+        let store = open(&config, metrics).await.unwrap();
+        assert!(store.describe().starts_with("local directory /"));
+
+        let id = SessionId::parse("session-timed-1").unwrap();
+        let meta = ChunkMeta { first_timestamp: 1, last_timestamp: 2, events: 3 };
+        let details = SessionDetails::default();
+        assert_eq!(
+            store.put_chunk(&id, 0, Bytes::from_static(b"gz"), meta, &details).await.unwrap(),
+            PutOutcome::Created
+        );
+        assert_eq!(store.list_chunks(&id).await.unwrap().len(), 1);
+        assert_eq!(store.list_sessions(10, None).await.unwrap().sessions.len(), 1);
+        assert_eq!(store.get_chunk(&id, 0).await.unwrap().unwrap().gzip, Bytes::from_static(b"gz"));
+        store.check().await.unwrap();
+        std::fs::remove_dir_all(tmp.path().join("data")).unwrap();
+        store.check().await.unwrap_err();
+
+        let text = crate::metrics::render(&registry).unwrap();
+        for line in [
+            "observer_store_operation_duration_seconds_count{operation=\"put\"} 1",
+            "observer_store_operation_duration_seconds_count{operation=\"check\"} 2",
+            "observer_store_operation_duration_seconds_count{operation=\"list\"} 2",
+            "observer_store_operation_duration_seconds_count{operation=\"get\"} 1",
+            "observer_store_operation_failures_total{operation=\"check\"} 1",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
+        assert!(!text.contains("observer_store_operation_failures_total{operation=\"put\"}"), "{text}");
+    }
+
+    /// A store whose check never answers.
+    struct Hanging;
+
+    #[async_trait::async_trait]
+    impl ReplayStore for Hanging {
+        async fn put_chunk(
+            &self,
+            _: &SessionId,
+            _: u32,
+            _: Bytes,
+            _: ChunkMeta,
+            _: &SessionDetails,
+        ) -> Result<PutOutcome, StoreError> {
+            std::future::pending().await
+        }
+        async fn list_sessions(&self, _: usize, _: Option<&SessionCursor>) -> Result<SessionPage, StoreError> {
+            std::future::pending().await
+        }
+        async fn list_chunks(&self, _: &SessionId) -> Result<Vec<ChunkInfo>, StoreError> {
+            std::future::pending().await
+        }
+        async fn get_chunk(&self, _: &SessionId, _: u32) -> Result<Option<ChunkObject>, StoreError> {
+            std::future::pending().await
+        }
+        async fn check(&self) -> Result<(), StoreError> {
+            std::future::pending().await
+        }
+        fn describe(&self) -> String {
+            "hanging".to_owned()
+        }
+    }
+
+    #[tokio::test]
+    async fn timed_store_counts_abandoned_operations_as_failures() {
+        let mut registry = Registry::default();
+        let store = TimedStore::new(Arc::new(Hanging), Arc::new(Metrics::new(&mut registry)));
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(10), store.check()).await.unwrap_err();
+        let text = crate::metrics::render(&registry).unwrap();
+        assert!(text.contains("observer_store_operation_failures_total{operation=\"check\"} 1"), "{text}");
+    }
+}

@@ -1,0 +1,137 @@
+//! Who may fetch what: viewer tokens, share tokens (one session, until they
+//! expire), and nothing about a session for anyone else.
+
+use observer::auth::ShareSigner;
+use observer::config::Secret;
+use serde_json::Value;
+
+use super::{SHARE_SECRET, VIEWER_TOKEN, record_session, start};
+use crate::common::{TestServer, unique_id};
+
+fn signer() -> ShareSigner {
+    ShareSigner::new(&Secret::new(SHARE_SECRET))
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// The session-scoped GET routes of `session`.
+fn session_paths(session: &str) -> Vec<String> {
+    vec![
+        format!("/api/observer/replays/{session}"),
+        format!("/api/observer/replays/{session}/chunks/0"),
+        format!("/api/observer/replays/{session}/events"),
+    ]
+}
+
+/// Status and `error` code of a GET of `path` (plus `query`) with `bearer`.
+async fn fetch(server: &TestServer, path: &str, query: &str, bearer: Option<&str>) -> (u16, Option<String>) {
+    let separator = if path.contains('?') { '&' } else { '?' };
+    let url = if query.is_empty() { server.url(path) } else { server.url(&format!("{path}{separator}{query}")) };
+    let mut request = server.http.get(url);
+    if let Some(token) = bearer {
+        request = request.bearer_auth(token);
+    }
+    let r = request.send().await.unwrap();
+    let status = r.status().as_u16();
+    if status == 401 {
+        assert_eq!(r.headers()["www-authenticate"], "Bearer realm=\"observer\"");
+    }
+    let code = r.json::<Value>().await.ok().and_then(|b| b["error"].as_str().map(str::to_owned));
+    (status, code)
+}
+
+async fn share(server: &TestServer, session: &str, bearer: Option<&str>, query: &str) -> (u16, Value) {
+    let mut request = server.http.post(server.url(&format!("/api/observer/replays/{session}/share{query}")));
+    if let Some(token) = bearer {
+        request = request.bearer_auth(token);
+    }
+    let r = request.send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn auth_rules() {
+    let server = start(vec![]).await;
+    let (a, b) = (unique_id("auth-a"), unique_id("auth-b"));
+    record_session(&server, &a).await;
+    record_session(&server, &b).await;
+    let missing = unique_id("auth-missing");
+    let unauthorized = (401, Some("unauthorized".to_owned()));
+
+    // No token, a wrong one, or a non-Bearer scheme: the same 401 whether the
+    // session exists, does not, or its id is not even valid.
+    for session in [a.as_str(), missing.as_str(), "bad!"] {
+        for path in session_paths(session) {
+            assert_eq!(fetch(&server, &path, "", None).await, unauthorized, "{path}");
+            assert_eq!(fetch(&server, &path, "", Some("wrong-token-0123456789")).await, unauthorized, "{path}");
+            assert_eq!(fetch(&server, &path, "token=wrong-token-0123456789", None).await, unauthorized, "{path}");
+        }
+        assert_eq!(share(&server, session, None, "").await.0, 401);
+    }
+    let basic = server.http.get(server.url(&format!("/api/observer/replays/{a}"))).basic_auth("u", Some(VIEWER_TOKEN));
+    assert_eq!(basic.send().await.unwrap().status(), 401);
+    assert_eq!(fetch(&server, "/api/observer/replays", "", None).await, unauthorized);
+
+    // The viewer token opens everything, as a bearer or in the query.
+    for path in session_paths(&a).into_iter().chain(["/api/observer/replays".to_owned()]) {
+        assert_eq!(fetch(&server, &path, "", Some(VIEWER_TOKEN)).await.0, 200, "{path}");
+        assert_eq!(fetch(&server, &path, &format!("token={VIEWER_TOKEN}"), None).await.0, 200, "{path}");
+    }
+    assert_eq!(fetch(&server, &format!("/api/observer/replays/{missing}"), "", Some(VIEWER_TOKEN)).await.0, 404);
+
+    // A share token for A opens A only.
+    let token_a = signer().sign(&a, now() + 3600);
+    for path in session_paths(&a) {
+        assert_eq!(fetch(&server, &path, &format!("token={token_a}"), None).await.0, 200, "{path}");
+        assert_eq!(fetch(&server, &path, "", Some(&token_a)).await.0, 200, "as a bearer too: {path}");
+    }
+    let invalid = (401, Some("token_invalid".to_owned()));
+    for session in [b.as_str(), missing.as_str()] {
+        for path in session_paths(session) {
+            assert_eq!(fetch(&server, &path, &format!("token={token_a}"), None).await, invalid, "{path}");
+        }
+    }
+    // Nor the listing or new share links.
+    assert_eq!(fetch(&server, "/api/observer/replays", &format!("token={token_a}"), None).await, unauthorized);
+    assert_eq!(share(&server, &a, Some(&token_a), "").await.0, 401);
+    assert_eq!(share(&server, &a, None, &format!("?token={token_a}")).await.0, 401);
+    // A share link is minted with the viewer token in the header only.
+    let (status, body) = share(&server, &a, None, &format!("?token={VIEWER_TOKEN}")).await;
+    assert_eq!((status, body["error"].as_str()), (401, Some("unauthorized")));
+
+    // Expired (genuine) vs. tampered, malformed or signed with another secret.
+    let expired = signer().sign(&a, now() - 1);
+    assert_eq!(
+        fetch(&server, &format!("/api/observer/replays/{a}"), &format!("token={expired}"), None).await,
+        (401, Some("token_expired".to_owned()))
+    );
+    let stretched = expired.replacen(&format!("v1.{}", now() - 1), &format!("v1.{}", now() + 3600), 1);
+    let other_secret = ShareSigner::new(&Secret::new("another-secret-0123456789abcdef-xyz")).sign(&a, now() + 3600);
+    let mut flipped = token_a.clone().into_bytes();
+    let last = flipped.len() - 1;
+    flipped[last] = if flipped[last] == b'A' { b'B' } else { b'A' };
+    let flipped = String::from_utf8(flipped).unwrap();
+    for bad in [stretched.as_str(), other_secret.as_str(), flipped.as_str(), "v1.123", "v1.x.y", "v1..."] {
+        let got = fetch(&server, &format!("/api/observer/replays/{a}"), &format!("token={bad}"), None).await;
+        assert_eq!(got, invalid, "{bad}");
+    }
+    // An expired token for another session is invalid, not expired.
+    let expired_b = signer().sign(&b, now() - 1);
+    assert_eq!(
+        fetch(&server, &format!("/api/observer/replays/{a}"), &format!("token={expired_b}"), None).await,
+        invalid
+    );
+
+    // A share token for a bad id is refused before the id is looked at.
+    assert_eq!(fetch(&server, "/api/observer/replays/bad.", &format!("token={token_a}"), None).await, invalid);
+
+    // No token reached the logs.
+    let logs = server.stderr_text();
+    for secret in [VIEWER_TOKEN, &token_a, &expired, SHARE_SECRET] {
+        assert!(!logs.contains(secret), "a token leaked into the logs:\n{logs}");
+    }
+    let metrics = server.metrics_text().await;
+    assert!(metrics.contains("observer_http_requests_total{route=\"replay_manifest\",status=\"401\"}"), "{metrics}");
+}
