@@ -42,6 +42,14 @@ label_enum!(
         Healthz => "healthz",
         Readyz => "readyz",
         Metrics => "metrics",
+        ReplaysList => "replays_list",
+        ReplayManifest => "replay_manifest",
+        ReplayChunk => "replay_chunk",
+        ReplaySessionEvents => "replay_session_events",
+        ReplayShare => "replay_share",
+        PlayerPage => "player_page",
+        PlayerAsset => "player_asset",
+        SdkScript => "sdk_script",
         Unmatched => "unmatched",
     }
 );
@@ -56,6 +64,14 @@ impl Route {
             Some("/healthz") => Route::Healthz,
             Some("/readyz") => Route::Readyz,
             Some("/metrics") => Route::Metrics,
+            Some("/api/observer/replays") => Route::ReplaysList,
+            Some("/api/observer/replays/{session_id}") => Route::ReplayManifest,
+            Some("/api/observer/replays/{session_id}/chunks/{seq}") => Route::ReplayChunk,
+            Some("/api/observer/replays/{session_id}/events") => Route::ReplaySessionEvents,
+            Some("/api/observer/replays/{session_id}/share") => Route::ReplayShare,
+            Some("/replay" | "/replay/" | "/replay/{session_id}") => Route::PlayerPage,
+            Some("/replay/assets/{file}") => Route::PlayerAsset,
+            Some("/observer.js") => Route::SdkScript,
             _ => Route::Unmatched,
         }
     }

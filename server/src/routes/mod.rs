@@ -3,6 +3,8 @@
 //! | group  | paths                                   | layers                                  |
 //! |--------|-----------------------------------------|-----------------------------------------|
 //! | ingest | `/api/observer/{errors,events,replay-events}` | CORS, origin allow-list, ingest key, rate limit |
+//! | fetch  | `/api/observer/replays…`                | viewer auth (bearer / share token)      |
+//! | player | `/replay/…`, `/observer.js`             | CSP, caching                            |
 //! | ops    | `/healthz`, `/readyz`, `/metrics`       | none                                    |
 //!
 //! Every route gets: HTTP metrics, tracing without secrets, a request
@@ -14,7 +16,9 @@ mod errors;
 mod events;
 pub mod extract;
 mod ops;
+mod player;
 mod replay;
+mod replays_fetch;
 
 use std::time::{Duration, Instant};
 
@@ -70,8 +74,33 @@ pub fn router(state: AppState) -> Router {
             .layer(catch_panic())
             .layer(timeout(&state)));
 
+    // Viewer-facing replay fetch API: viewer auth (bearer or share token) in
+    // the handlers' extractor, no CORS (same-origin player only).
+    let fetch = Router::new()
+        .route("/api/observer/replays",                              replays_fetch::list_sessions())
+        .route("/api/observer/replays/{session_id}",                 replays_fetch::get_manifest())
+        .route("/api/observer/replays/{session_id}/chunks/{seq}",    replays_fetch::get_chunk())
+        .route("/api/observer/replays/{session_id}/events",          replays_fetch::stream_session_events())
+        .route("/api/observer/replays/{session_id}/share",           replays_fetch::create_share_link())
+        .layer(ServiceBuilder::new()
+            .layer(catch_panic())
+            .layer(timeout(&state)));
+
+    // Static pages and scripts, built from replay-player/ and sdk/.
+    let player = Router::new()
+        .route("/replay",                  player::sessions_page())
+        .route("/replay/",                 player::sessions_page())
+        .route("/replay/{session_id}",     player::player_page())
+        .route("/replay/assets/{file}",    player::asset())
+        .route("/observer.js",             player::sdk_script())
+        .layer(ServiceBuilder::new()
+            .layer(catch_panic())
+            .layer(timeout(&state)));
+
     Router::new()
         .merge(ingest)
+        .merge(fetch)
+        .merge(player)
         .merge(ops)
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

@@ -1,0 +1,122 @@
+// The player's own controls: play/pause, speed, skip inactivity and a
+// timeline scaled to the whole session (from the manifest), so it does not
+// jump while chunks arrive. It shows what has loaded, gaps and errors.
+import type { ErrorMark, Gap } from './loader';
+import { byId, el, formatDuration } from './page';
+
+export interface ControlActions {
+  toggle(): void;
+  seek(timestamp: number): void;
+  speed(speed: number): void;
+  skipInactive(on: boolean): void;
+}
+
+export class Controls {
+  private readonly timeline = byId('timeline');
+  private readonly played = byId('played');
+  private readonly loaded = byId('loaded');
+  private readonly marks = byId('marks');
+  private readonly clock = byId('clock');
+  private readonly play = byId<HTMLButtonElement>('play');
+  private readonly errors = byId('errors');
+  private readonly gapMarks = new Map<Gap, HTMLElement>();
+  private current: number;
+
+  constructor(
+    private readonly start: number,
+    private readonly end: number,
+    actions: ControlActions,
+  ) {
+    this.current = start;
+    this.play.addEventListener('click', () => actions.toggle());
+    this.timeline.addEventListener('click', (event) => {
+      const rect = this.timeline.getBoundingClientRect();
+      const fraction = Math.min(1, Math.max(0, (event.clientX - rect.left) / rect.width));
+      actions.seek(this.start + fraction * (this.end - this.start));
+    });
+    this.timeline.addEventListener('keydown', (event) => {
+      const step = event.key === 'ArrowLeft' ? -5000 : event.key === 'ArrowRight' ? 5000 : 0;
+      if (!step) return;
+      event.preventDefault();
+      actions.seek(Math.min(this.end, Math.max(this.start, this.current + step)));
+    });
+    this.timeline.setAttribute('aria-valuemax', String(Math.round((end - start) / 1000)));
+    for (const button of document.querySelectorAll<HTMLButtonElement>('[data-speed]')) {
+      button.addEventListener('click', () => {
+        const speed = Number(button.dataset.speed);
+        this.setSpeed(speed);
+        actions.speed(speed);
+      });
+    }
+    const skip = byId<HTMLInputElement>('skip');
+    skip.addEventListener('change', () => actions.skipInactive(skip.checked));
+    this.setTime(start);
+  }
+
+  private percent(timestamp: number): number {
+    const span = this.end - this.start;
+    const clamped = Math.min(this.end, Math.max(this.start, timestamp));
+    return span > 0 ? (100 * (clamped - this.start)) / span : 0;
+  }
+
+  setTime(timestamp: number): void {
+    this.current = timestamp;
+    this.played.style.width = `${this.percent(timestamp)}%`;
+    const offset = Math.max(0, timestamp - this.start);
+    this.clock.textContent = `${formatDuration(offset)} / ${formatDuration(this.end - this.start)}`;
+    this.timeline.setAttribute('aria-valuenow', String(Math.round(offset / 1000)));
+  }
+
+  setLoaded(timestamp: number): void {
+    this.loaded.style.width = `${this.percent(timestamp)}%`;
+  }
+
+  setPlaying(playing: boolean): void {
+    this.play.textContent = playing ? '❚❚' : '▶';
+    this.play.setAttribute('aria-label', playing ? 'Pause' : 'Play');
+    this.play.classList.toggle('is-playing', playing);
+  }
+
+  setSpeed(speed: number): void {
+    for (const button of document.querySelectorAll<HTMLButtonElement>('[data-speed]')) {
+      button.setAttribute('aria-pressed', String(Number(button.dataset.speed) === speed));
+    }
+  }
+
+  showGap(gap: Gap): void {
+    let mark = this.gapMarks.get(gap);
+    if (!mark) {
+      mark = el('div', { class: 'mark mark--gap', 'data-testid': 'gap-marker' });
+      this.gapMarks.set(gap, mark);
+      this.marks.append(mark);
+    }
+    const left = this.percent(gap.start);
+    mark.style.left = `${left}%`;
+    mark.style.width = `${Math.max(0.5, this.percent(gap.end) - left)}%`;
+    const what = gap.seqs.length ? `chunk ${gap.seqs.join(', ')} missing` : 'no full snapshot to start from';
+    mark.title = `Gap ${formatDuration(gap.start - this.start)}–${formatDuration(gap.end - this.start)}: ${what}`;
+  }
+
+  addError(mark: ErrorMark, seek: (timestamp: number) => void): void {
+    const at = formatDuration(mark.timestamp - this.start);
+    const marker = el('button', {
+      type: 'button',
+      class: 'mark mark--error',
+      'data-testid': 'error-marker',
+      title: `${at} ${mark.message}`,
+      'aria-label': `Error at ${at}: ${mark.message}`,
+    });
+    marker.style.left = `${this.percent(mark.timestamp)}%`;
+    // Start a little before the error to see what led to it.
+    const jump = (event: Event) => {
+      event.stopPropagation();
+      seek(Math.max(this.start, mark.timestamp - 2000));
+    };
+    marker.addEventListener('click', jump);
+    this.marks.append(marker);
+    const item = el('li', {}, el('button', { type: 'button', class: 'link' }, at), ` ${mark.message}`);
+    item.querySelector('button')!.addEventListener('click', jump);
+    this.errors.append(item);
+    byId('errors-box').hidden = false;
+  }
+}

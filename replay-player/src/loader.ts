@@ -1,0 +1,210 @@
+// Progressive chunk loading: fetches a session's chunks a few at a time and
+// hands their events on strictly in `seq` order, so the player can start
+// after the first chunk and grow while it plays.
+//
+// A chunk that cannot be loaded (after one retry), is not valid, or is
+// missing from the manifest's `seq` sequence leaves a gap: the incremental
+// events after it would patch a DOM the player never saw, so they are
+// skipped until the next full snapshot (type 2, with the Meta before it),
+// and the gap is reported for the timeline. The screen keeps the last good
+// frame during the gap instead of going blank.
+import { ApiFailure } from './api';
+
+export const EventType = { FullSnapshot: 2, IncrementalSnapshot: 3, Meta: 4, Custom: 5 } as const;
+
+export interface RrwebEvent {
+  type: number;
+  timestamp: number;
+  data?: any;
+  [key: string]: unknown;
+}
+
+export interface ChunkInfo {
+  seq: number;
+  first_timestamp: number;
+  last_timestamp: number;
+  events: number;
+  bytes: number;
+}
+
+export interface Manifest {
+  session_id: string;
+  chunks: ChunkInfo[];
+  first_timestamp: number;
+  last_timestamp: number;
+  duration_ms: number;
+  user_id?: string | null;
+}
+
+/** A stretch of the session that cannot be shown (absolute ms timestamps). */
+export interface Gap {
+  start: number;
+  end: number;
+  /** The `seq`s that are missing or could not be loaded. */
+  seqs: number[];
+}
+
+export interface ErrorMark {
+  timestamp: number;
+  message: string;
+}
+
+export interface LoaderEvents {
+  /** Events to play, in order; the first call starts with Meta + FullSnapshot. */
+  onEvents(events: RrwebEvent[]): void;
+  /** A gap was found or grew (same object, updated in place). */
+  onGap(gap: Gap): void;
+  /** An rrweb custom event with tag `error`, also from skipped parts. */
+  onError(mark: ErrorMark): void;
+  /** Everything up to `timestamp` has been handed on (or is a known gap). */
+  onProgress(timestamp: number): void;
+  /** A failure no retry can fix (the token stopped working): loading stops. */
+  onFatal(failure: ApiFailure): void;
+  onDone(): void;
+}
+
+export interface LoaderOptions {
+  /** Chunks fetched at the same time, and so how far loading runs ahead. */
+  concurrency: number;
+  /** Extra attempts for a chunk after a network error or 5xx. */
+  retries: number;
+  retryDelayMs: number;
+}
+
+const DEFAULTS: LoaderOptions = { concurrency: 3, retries: 1, retryDelayMs: 500 };
+
+type Fetched = { events: RrwebEvent[] } | { failure: ApiFailure };
+
+export async function loadSession(
+  manifest: Manifest,
+  fetchChunk: (seq: number) => Promise<unknown>,
+  on: LoaderEvents,
+  options: Partial<LoaderOptions> = {},
+): Promise<void> {
+  const { concurrency, retries, retryDelayMs } = { ...DEFAULTS, ...options };
+  const chunks = [...manifest.chunks].sort((a, b) => a.seq - b.seq);
+
+  const attempt = async (seq: number): Promise<Fetched> => {
+    for (let tries = 0; ; tries++) {
+      try {
+        const body = await fetchChunk(seq);
+        if (!isEventArray(body)) return { failure: new ApiFailure('server', `chunk ${seq} is not an rrweb event array`) };
+        return { events: body };
+      } catch (e) {
+        const failure = e instanceof ApiFailure ? e : new ApiFailure('network', String(e));
+        const retriable = failure.kind === 'network' || (failure.kind === 'server' && failure.status >= 500);
+        if (!retriable || tries >= retries) return { failure };
+        await new Promise((resolve) => setTimeout(resolve, retryDelayMs * (tries + 1)));
+      }
+    }
+  };
+
+  // Chunk i is requested once chunk i - concurrency has been handed on:
+  // at most `concurrency` requests in flight and in memory.
+  const pending: (Promise<Fetched> | undefined)[] = [];
+  let requested = 0;
+
+  let needFullSnapshot = true;
+  let lastTimestamp = manifest.first_timestamp;
+  let lastMeta: RrwebEvent | null = null;
+  // (Typed by assertion: `openGap` assigns it, and narrowing does not see that.)
+  let gap = null as Gap | null;
+
+  const openGap = (seqs: number[], until: number) => {
+    if (!gap) gap = { start: lastTimestamp, end: until, seqs: [] };
+    gap.seqs.push(...seqs);
+    gap.end = Math.max(gap.end, until);
+    needFullSnapshot = true;
+    on.onGap(gap);
+  };
+
+  for (let i = 0; i < chunks.length; i++) {
+    while (requested < chunks.length && requested < i + concurrency) {
+      pending[requested] = attempt(chunks[requested].seq);
+      requested++;
+    }
+    const chunk = chunks[i];
+    const previousSeq = i > 0 ? chunks[i - 1].seq : chunk.seq;
+    if (chunk.seq > previousSeq + 1) {
+      const missing = [];
+      for (let seq = previousSeq + 1; seq < chunk.seq && missing.length < 1000; seq++) missing.push(seq);
+      openGap(missing, chunk.first_timestamp);
+    }
+
+    const fetched = await pending[i]!;
+    pending[i] = undefined;
+    if ('failure' in fetched) {
+      if (fetched.failure.isAccess) {
+        on.onFatal(fetched.failure);
+        return;
+      }
+      openGap([chunk.seq], chunk.last_timestamp);
+      on.onProgress(chunk.last_timestamp);
+      continue;
+    }
+
+    let events = fetched.events;
+    for (const event of events) {
+      if (event.type === EventType.Custom && event.data?.tag === 'error') {
+        on.onError({ timestamp: event.timestamp, message: errorMessage(event.data?.payload) });
+      }
+    }
+    if (needFullSnapshot) {
+      const full = events.findIndex((e) => e.type === EventType.FullSnapshot);
+      if (full < 0) {
+        // Nothing here can be drawn without the DOM it patches.
+        openGap([], chunk.last_timestamp);
+        on.onProgress(chunk.last_timestamp);
+        continue;
+      }
+      let from = full;
+      if (full > 0 && events[full - 1].type === EventType.Meta) from = full - 1;
+      const resumed = events.slice(from);
+      if (resumed[0].type !== EventType.Meta) {
+        // rrweb sizes its iframe from a Meta event; every FullSnapshot has
+        // one right before it, but a cut chunk might not: borrow the last.
+        resumed.unshift({
+          type: EventType.Meta,
+          timestamp: resumed[0].timestamp,
+          data: { href: lastMeta?.data?.href ?? '', width: lastMeta?.data?.width ?? 1280, height: lastMeta?.data?.height ?? 800 },
+        });
+      }
+      if (gap) {
+        gap.end = resumed[0].timestamp;
+        on.onGap(gap);
+        gap = null;
+      }
+      events = resumed;
+      needFullSnapshot = false;
+    }
+    for (const event of events) if (event.type === EventType.Meta) lastMeta = event;
+    on.onEvents(events);
+    lastTimestamp = Math.max(lastTimestamp, events[events.length - 1].timestamp, chunk.last_timestamp);
+    on.onProgress(lastTimestamp);
+  }
+  if (gap) {
+    // Nothing after it could be shown: the gap runs to the end.
+    gap.end = Math.max(gap.end, manifest.last_timestamp);
+    on.onGap(gap);
+  }
+  on.onDone();
+}
+
+function isEventArray(body: unknown): body is RrwebEvent[] {
+  return (
+    Array.isArray(body) &&
+    body.length > 0 &&
+    body.every((e) => e && typeof e === 'object' && typeof e.type === 'number' && typeof e.timestamp === 'number')
+  );
+}
+
+function errorMessage(payload: unknown): string {
+  if (payload && typeof payload === 'object') {
+    const p = payload as Record<string, unknown>;
+    const message = typeof p.message === 'string' ? p.message : '';
+    const name = typeof p.name === 'string' ? p.name : '';
+    if (message) return message.length > 300 ? `${message.slice(0, 300)}…` : message;
+    if (name) return name;
+  }
+  return 'error';
+}

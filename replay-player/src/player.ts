@@ -1,0 +1,336 @@
+// The player page (/replay/{session_id}): access, the session's details,
+// progressive loading (./loader.ts) into rrweb-player, and the controls.
+import 'rrweb-player/dist/style.css';
+import './page.css';
+import './player.css';
+import RrwebPlayer from 'rrweb-player';
+import { ApiFailure, getJson, sessionToken, takeTokenFromUrl, tokenFromInput, viewerToken } from './api';
+import { Controls } from './controls';
+import { EventType, type Gap, type Manifest, type RrwebEvent, loadSession } from './loader';
+import { askForToken, byId, formatDateTime, formatDuration, hideAccess, hideMessage, showMessage } from './page';
+import { recallSession } from './session-info';
+
+const SPEEDS = [1, 2, 4, 8];
+const sessionId = decodeURIComponent(location.pathname.replace(/^\/replay\//, '').replace(/\/+$/, ''));
+const apiBase = `/api/observer/replays/${encodeURIComponent(sessionId)}`;
+
+function start(): void {
+  document.title = `Replay ${sessionId} · Observer`;
+  const fromUrl = takeTokenFromUrl();
+  if (fromUrl) sessionToken.set(sessionId, fromUrl);
+  const token = sessionToken.get(sessionId) ?? viewerToken.get();
+  if (token) void open(token);
+  else ask('Watching this replay needs a share link or a viewer token.');
+}
+
+function ask(reason: string): void {
+  askForToken(reason, (entered) => {
+    const token = tokenFromInput(entered);
+    sessionToken.set(sessionId, token);
+    void open(token);
+  });
+}
+
+async function open(token: string): Promise<void> {
+  showMessage('Loading the recording…');
+  let manifest: Manifest;
+  try {
+    manifest = await getJson<Manifest>(apiBase, token);
+  } catch (e) {
+    fail(e, token, () => void open(token));
+    return;
+  }
+  hideAccess();
+  if (!Array.isArray(manifest.chunks) || manifest.chunks.length === 0) {
+    showMessage(`There is no recording for session ${sessionId}.`, 'error');
+    return;
+  }
+  new Replay(manifest, token).run();
+}
+
+/** Access problems ask for a token again; the rest is a message. */
+function fail(e: unknown, token: string, retry: () => void): void {
+  const failure = e instanceof ApiFailure ? e : new ApiFailure('server', String(e));
+  if (failure.isAccess) {
+    if (sessionToken.get(sessionId) === token) sessionToken.set(sessionId, null);
+    if (viewerToken.get() === token) viewerToken.set(null);
+    hideMessage();
+    ask(accessReason(failure));
+  } else if (failure.kind === 'not_found') {
+    showMessage(`There is no recording for session ${sessionId}.`, 'error');
+  } else {
+    showMessage(`Could not load the recording: ${failure.message}`, 'error', [['Retry', retry]]);
+  }
+}
+
+function accessReason(failure: ApiFailure): string {
+  switch (failure.kind) {
+    case 'token_expired':
+      return 'This share link has expired. Ask for a new link, or enter a viewer token.';
+    case 'token_invalid':
+      return 'This share link is not valid: it is incomplete, changed, or for another session. Enter a valid link or a viewer token.';
+    default:
+      return 'The token was not accepted. Enter a share link or a viewer token.';
+  }
+}
+
+/** One session being watched. All times are absolute ms timestamps. */
+class Replay {
+  private player: RrwebPlayer | null = null;
+  private controls: Controls;
+  private readonly first: number;
+  private readonly last: number;
+  /** The timestamp of the replayer's time offset 0 (its first event). */
+  private replayStart = 0;
+  /** The last event handed to the player. */
+  private lastEvent = 0;
+  private loadedUntil: number;
+  private done = false;
+  private started = false;
+  /** Where playback starts (?t=) or should jump to once loaded. */
+  private target: number;
+  private wantPlay = true;
+  private buffering = false;
+  private bufferedAt = 0;
+  private ended = false;
+  private speed = 1;
+  private skip = true;
+  private readonly gaps: Gap[] = [];
+  private errorNoticeUntil = 0;
+
+  constructor(
+    private readonly manifest: Manifest,
+    private readonly token: string,
+  ) {
+    this.first = manifest.first_timestamp;
+    this.last = Math.max(manifest.last_timestamp, manifest.first_timestamp);
+    this.loadedUntil = this.first;
+    const t = Number(new URLSearchParams(location.search).get('t'));
+    this.target = this.first + (Number.isFinite(t) && t > 0 ? t * 1000 : 0);
+    this.controls = new Controls(this.first, this.last, {
+      toggle: () => this.toggle(),
+      seek: (timestamp) => this.seek(timestamp),
+      speed: (speed) => this.setSpeed(speed),
+      skipInactive: (on) => this.setSkip(on),
+    });
+    this.controls.setSpeed(this.speed);
+  }
+
+  run(): void {
+    this.showDetails(null);
+    showMessage('Loading the first part of the recording…');
+    void loadSession(
+      this.manifest,
+      (seq) => getJson<unknown>(`${apiBase}/chunks/${seq}`, this.token),
+      {
+        onEvents: (events) => this.append(events),
+        onGap: (gap) => {
+          if (!this.gaps.includes(gap)) this.gaps.push(gap);
+          this.controls.showGap(gap);
+        },
+        onError: (mark) => this.controls.addError(mark, (timestamp) => this.seek(timestamp)),
+        onProgress: (timestamp) => {
+          this.loadedUntil = timestamp;
+          this.controls.setLoaded(timestamp);
+          this.maybeStart();
+        },
+        onFatal: (failure) => {
+          this.done = true;
+          if (this.player) showMessage(`Loading stopped: ${accessReason(failure)}`, 'error');
+          else fail(failure, this.token, () => location.reload());
+        },
+        onDone: () => {
+          this.done = true;
+          this.controls.setLoaded(this.last);
+          if (!this.player) showMessage('This recording has no full snapshot, so there is nothing to show.', 'error');
+          else this.maybeStart();
+          if (this.buffering) this.onFinish();
+        },
+      },
+    );
+    requestAnimationFrame(() => this.tick());
+  }
+
+  private showDetails(firstEvents: RrwebEvent[] | null): void {
+    const known = recallSession(sessionId);
+    const meta = firstEvents?.find((e) => e.type === EventType.Meta);
+    byId('info-id').textContent = sessionId;
+    byId('info-start').textContent = formatDateTime(this.first);
+    byId('info-duration').textContent = formatDuration(this.manifest.duration_ms ?? this.last - this.first);
+    const url = (typeof meta?.data?.href === 'string' && meta.data.href) || known.url || '';
+    const urlCell = byId('info-url');
+    urlCell.textContent = url || '—';
+    urlCell.title = url;
+    byId('info-user').textContent = this.manifest.user_id ?? known.user_id ?? '—';
+    byId('info-chunks').textContent = String(this.manifest.chunks.length);
+    byId('replay').hidden = false;
+  }
+
+  private append(events: RrwebEvent[]): void {
+    this.lastEvent = Math.max(this.lastEvent, events[events.length - 1].timestamp);
+    if (!this.player) {
+      this.create(events);
+      return;
+    }
+    for (const event of events) this.player.addEvent(event as never);
+    if (this.buffering && this.wantPlay) {
+      this.buffering = false;
+      hideMessage();
+      this.player.goto(this.bufferedAt, true);
+    }
+  }
+
+  private create(events: RrwebEvent[]): void {
+    this.replayStart = events[0].timestamp;
+    this.showDetails(events);
+    const { width, height } = stageSize();
+    const player = new RrwebPlayer({
+      target: byId('stage'),
+      props: {
+        // The replayer annotates events in place; give it its own array.
+        events: [...events] as never,
+        width,
+        height,
+        autoPlay: false,
+        showController: false,
+        skipInactive: this.skip,
+        speed: this.speed,
+        speedOption: SPEEDS,
+        mouseTail: false,
+        UNSAFE_replayCanvas: false,
+      },
+    });
+    this.player = player;
+    const replayer = player.getReplayer();
+    replayer.on('state-change', () => this.controls.setPlaying(this.wantPlay && !this.ended));
+    replayer.on('finish', () => this.onFinish());
+    replayer.on('skip-end', () => {
+      // A speed picked while skipping is lost when the skip ends.
+      if (replayer.config.speed !== this.speed) player.setSpeed(this.speed);
+    });
+    replayer.on('custom-event', (event) => {
+      const e = event as RrwebEvent;
+      if (e.data?.tag !== 'error' || Math.abs(this.now() - e.timestamp) > 1000) return;
+      this.errorNoticeUntil = performance.now() + 4000;
+      this.setStatus(`Error: ${e.data?.payload?.message ?? 'error'}`, 'error');
+    });
+    addEventListener('resize', () => {
+      const size = stageSize();
+      (player as unknown as { $set(props: object): void }).$set(size);
+      requestAnimationFrame(() => player.triggerResize());
+    });
+    hideMessage();
+    this.maybeStart();
+  }
+
+  /** Starts (or jumps to `target`) once everything up to it has loaded. */
+  private maybeStart(): void {
+    if (this.started || !this.player) return;
+    if (!this.done && this.loadedUntil < this.target) {
+      showMessage(`Loading up to ${formatDuration(this.target - this.first)}…`);
+      return;
+    }
+    hideMessage();
+    this.started = true;
+    const offset = Math.max(0, Math.min(this.target, this.lastEvent) - this.replayStart);
+    this.ended = false;
+    this.buffering = false;
+    this.player.goto(offset, this.wantPlay);
+    this.controls.setPlaying(this.wantPlay);
+  }
+
+  private onFinish(): void {
+    if (!this.player) return;
+    if (!this.done) {
+      // Playback caught up with loading: resume when the next chunk is in.
+      this.buffering = true;
+      this.bufferedAt = this.player.getReplayer().getCurrentTime();
+      showMessage('Loading…');
+    } else {
+      this.buffering = false;
+      this.ended = true;
+      this.controls.setPlaying(false);
+    }
+  }
+
+  private now(): number {
+    if (!this.player || !this.started) return this.target;
+    return this.replayStart + this.player.getReplayer().getCurrentTime();
+  }
+
+  private toggle(): void {
+    if (!this.player) return;
+    if (this.ended) {
+      this.ended = false;
+      this.wantPlay = true;
+      this.player.goto(0, true);
+    } else if (this.wantPlay) {
+      this.wantPlay = false;
+      this.buffering = false;
+      this.player.pause();
+    } else {
+      this.wantPlay = true;
+      this.player.goto(this.player.getReplayer().getCurrentTime(), true);
+    }
+    this.controls.setPlaying(this.wantPlay && !this.ended);
+  }
+
+  private seek(timestamp: number): void {
+    if (!this.player) return;
+    if (timestamp > this.lastEvent && !this.done) {
+      // Not loaded yet: go there as soon as it is.
+      this.started = false;
+      this.target = timestamp;
+      this.maybeStart();
+      return;
+    }
+    this.ended = false;
+    this.buffering = false;
+    const offset = Math.max(0, Math.min(timestamp, this.lastEvent) - this.replayStart);
+    this.player.goto(offset, this.wantPlay);
+    this.controls.setTime(this.replayStart + offset);
+  }
+
+  private setSpeed(speed: number): void {
+    this.speed = speed;
+    this.player?.setSpeed(speed);
+  }
+
+  private setSkip(on: boolean): void {
+    if (on === this.skip) return;
+    this.skip = on;
+    this.player?.toggleSkipInactive();
+  }
+
+  private setStatus(text: string, kind: 'info' | 'error' = 'info'): void {
+    const status = byId('status');
+    if (status.textContent !== text) status.textContent = text;
+    status.className = `status status--${kind}`;
+  }
+
+  /** Each frame: the clock, the position, and what to say under the player. */
+  private tick(): void {
+    const now = this.now();
+    this.controls.setTime(now);
+    if (performance.now() > this.errorNoticeUntil) {
+      const gap = this.gaps.find((g) => now >= g.start && now < g.end);
+      if (gap) {
+        const what = gap.seqs.length ? `chunk ${gap.seqs.join(', ')} could not be loaded` : 'no full snapshot here';
+        this.setStatus(`Part of this recording is missing (${what}); playback continues at the next full snapshot.`);
+      } else if (this.ended) {
+        this.setStatus('End of the recording.');
+      } else {
+        this.setStatus(this.done ? '' : `Loading… ${formatDuration(this.loadedUntil - this.first)} loaded`);
+      }
+    }
+    requestAnimationFrame(() => this.tick());
+  }
+}
+
+function stageSize(): { width: number; height: number } {
+  const width = Math.max(320, byId('stage').clientWidth);
+  const height = Math.max(240, Math.min(window.innerHeight - 260, Math.round(width * 0.625)));
+  return { width, height };
+}
+
+start();

@@ -1,0 +1,95 @@
+// The sessions page (/replay/): recent sessions, newest first, from
+// GET /api/observer/replays, each linking to its player page.
+import './page.css';
+import { ApiFailure, getJson, takeTokenFromUrl, tokenFromInput, viewerToken } from './api';
+import { askForToken, byId, el, formatDateTime, hideAccess, hideMessage, showMessage } from './page';
+import { rememberSession } from './session-info';
+
+interface SessionSummary {
+  session_id: string;
+  start: number;
+  url?: string | null;
+  user_id?: string | null;
+  chunks: number;
+}
+
+interface SessionList {
+  sessions: SessionSummary[];
+  next_cursor: string | null;
+}
+
+const PAGE_SIZE = 50;
+
+let token: string | null = null;
+
+function start(): void {
+  const fromUrl = takeTokenFromUrl();
+  if (fromUrl) viewerToken.set(fromUrl);
+  token = viewerToken.get();
+  if (token) void load(null);
+  else ask('Enter a viewer token to see the recorded sessions.');
+}
+
+function ask(reason: string): void {
+  byId('sessions').hidden = true;
+  askForToken(reason, (entered) => {
+    token = tokenFromInput(entered);
+    viewerToken.set(token);
+    byId('rows').replaceChildren();
+    void load(null);
+  });
+}
+
+async function load(cursor: string | null): Promise<void> {
+  if (!token) return;
+  const more = byId<HTMLButtonElement>('more');
+  more.disabled = true;
+  showMessage(cursor ? 'Loading more sessions…' : 'Loading sessions…');
+  const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
+  if (cursor) query.set('cursor', cursor);
+  try {
+    const page = await getJson<SessionList>(`/api/observer/replays?${query}`, token);
+    hideMessage();
+    hideAccess();
+    render(page, cursor === null);
+  } catch (e) {
+    const failure = e instanceof ApiFailure ? e : new ApiFailure('server', String(e));
+    if (failure.isAccess) {
+      viewerToken.set(null);
+      token = null;
+      ask(`${failure.message} Enter a viewer token.`);
+      hideMessage();
+    } else {
+      showMessage(`Could not load sessions: ${failure.message}`, 'error', [['Retry', () => void load(cursor)]]);
+      more.disabled = false;
+    }
+  }
+}
+
+function render(page: SessionList, first: boolean): void {
+  const rows = byId('rows');
+  for (const session of page.sessions) {
+    rememberSession(session.session_id, { start: session.start, url: session.url, user_id: session.user_id });
+    const href = `/replay/${encodeURIComponent(session.session_id)}`;
+    rows.append(
+      el(
+        'tr',
+        {},
+        el('td', { class: 'id' }, el('a', { href }, session.session_id)),
+        el('td', { class: 'time' }, formatDateTime(session.start)),
+        el('td', { class: 'url', title: session.url ?? '' }, session.url ?? '—'),
+        el('td', {}, session.user_id ?? '—'),
+        el('td', { class: 'num' }, String(session.chunks)),
+      ),
+    );
+  }
+  const empty = byId('empty');
+  empty.hidden = !(first && page.sessions.length === 0);
+  byId('sessions').hidden = false;
+  const more = byId<HTMLButtonElement>('more');
+  more.hidden = !page.next_cursor;
+  more.disabled = false;
+  more.onclick = page.next_cursor ? () => void load(page.next_cursor) : null;
+}
+
+start();
