@@ -1,0 +1,59 @@
+// Builds the SDK with esbuild.
+//   node scripts/build.mjs          dist/observer.esm.js, dist/observer.iife.js, dist/observer.core.iife.js
+//   node scripts/build.mjs --tests  test/*.test.ts -> .test-build/*.test.mjs (for `node --test`)
+import { build } from 'esbuild';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+const define = { __OBSERVER_VERSION__: JSON.stringify(pkg.version) };
+
+/** Swaps src/replay/rrweb-source.ts (dynamic `import('rrweb')`) for another way of getting rrweb's `record`. */
+const rrwebFrom = (file) => ({
+  name: 'rrweb-source',
+  setup(b) {
+    b.onResolve({ filter: /\/rrweb-source$/ }, () => ({ path: join(root, 'src/replay', file) }));
+  },
+});
+
+const common = {
+  entryPoints: [join(root, 'src/index.ts')],
+  bundle: true,
+  minify: true,
+  sourcemap: true,
+  target: 'es2020',
+  platform: 'browser',
+  legalComments: 'none',
+  define,
+  logLevel: 'warning',
+};
+
+if (process.argv.includes('--tests')) {
+  const outdir = join(root, '.test-build');
+  rmSync(outdir, { recursive: true, force: true });
+  const tests = readdirSync(join(root, 'test')).filter((f) => f.endsWith('.test.ts'));
+  await build({
+    entryPoints: tests.map((f) => join(root, 'test', f)),
+    bundle: true,
+    format: 'esm',
+    platform: 'node',
+    target: 'node20',
+    outdir,
+    outExtension: { '.js': '.mjs' },
+    external: ['node:*', 'rrweb'],
+    define,
+    logLevel: 'warning',
+  });
+} else {
+  rmSync(join(root, 'dist'), { recursive: true, force: true });
+  await Promise.all([
+    // npm consumers: ESM, rrweb external and loaded only when a session is recorded.
+    build({ ...common, format: 'esm', external: ['rrweb'], outfile: join(root, 'dist/observer.esm.js') }),
+    // <script src="/observer.js">: one file, rrweb inside, global `Observer`.
+    build({ ...common, format: 'iife', globalName: 'Observer', outfile: join(root, 'dist/observer.iife.js'), plugins: [rrwebFrom('rrweb-bundled.ts')] }),
+    // The SDK alone (uses window.rrweb when a page loads rrweb itself): the size budget is measured on this one.
+    build({ ...common, format: 'iife', globalName: 'Observer', outfile: join(root, 'dist/observer.core.iife.js'), plugins: [rrwebFrom('rrweb-global.ts')] }),
+  ]);
+}

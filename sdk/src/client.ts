@@ -1,0 +1,305 @@
+/** One running SDK: wires session, queues, replay, automatic tracking and the page lifecycle together. */
+
+import { watchErrors, type UncaughtInfo } from './autotrack/errors';
+import { watchNavigation } from './autotrack/navigation';
+import type { Settings } from './config';
+import { KeepaliveBudget } from './keepalive';
+import { createLogger, type Logger } from './log';
+import {
+  boundedObject,
+  describeError,
+  LIMITS,
+  optionalDimension,
+  optionalText,
+  stripHash,
+  truncate,
+  type AnalyticsEvent,
+  type ErrorReport,
+} from './payload';
+import { BatchQueue } from './queue';
+import { ReplayOutbox } from './replay/outbox';
+import { DEFAULT_RECORDER_SETTINGS, Recorder } from './replay/recorder';
+import type { RecordFn } from './replay/types';
+import { Session } from './session';
+import { Spill } from './spill';
+import { safeStore } from './storage';
+import { createFetchPost, type Post } from './transport';
+
+/** A page view waits this long after a History API navigation, so the app can set the new title. */
+const PAGE_VIEW_DELAY_MS = 100;
+/** After the page was hidden, still alive this much later means it was only hidden (tab switch), not left. */
+const STILL_ALIVE_MS = 1000;
+/** Identical errors within this window are reported once (an error thrown in a loop). */
+const ERROR_DEDUPE_MS = 1000;
+
+export interface ClientDeps {
+  win: Window;
+  post?: Post;
+  loadRecord: () => Promise<RecordFn | undefined>;
+}
+
+export class Client {
+  readonly log: Logger;
+  private readonly session: Session;
+  private readonly spill: Spill;
+  private readonly errors: BatchQueue<ErrorReport>;
+  private readonly events: BatchQueue<AnalyticsEvent>;
+  private readonly outbox: ReplayOutbox;
+  private readonly budget = new KeepaliveBudget();
+  private recorder: Recorder | undefined;
+  private recorderReady: Promise<void> = Promise.resolve();
+  private lastPageUrl: string | undefined;
+  private pageViewTimer: ReturnType<typeof setTimeout> | undefined;
+  private readonly recentErrors = new Map<string, number>();
+  private readonly cleanups: Array<() => void> = [];
+
+  constructor(
+    private readonly settings: Settings,
+    private readonly deps: ClientDeps,
+  ) {
+    const win = deps.win;
+    this.log = createLogger(settings.debug);
+    const tab = safeStore(() => win.sessionStorage);
+    const browser = safeStore(() => win.localStorage);
+    if (!tab.persistent) this.log.debug('sessionStorage unavailable: session and replay continuity limited to this page');
+    this.session = new Session(tab, browser, { sampleRate: settings.replay.sampleRate });
+    this.spill = new Spill(tab);
+    const post = deps.post || createFetchPost(win.fetch ? win.fetch.bind(win) : undefined);
+    const keyQuery = settings.key ? `?key=${encodeURIComponent(settings.key)}` : '';
+    this.errors = new BatchQueue<ErrorReport>('errors', { post, url: `${settings.endpoint}/api/observer/errors${keyQuery}`, log: this.log });
+    this.events = new BatchQueue<AnalyticsEvent>('events', { post, url: `${settings.endpoint}/api/observer/events${keyQuery}`, log: this.log });
+    this.outbox = new ReplayOutbox({ post, endpoint: settings.endpoint, key: settings.key, log: this.log, spill: this.spill });
+  }
+
+  start(): void {
+    const { win, loadRecord } = this.deps;
+    const { settings, session } = this;
+    // What a previous page of this tab could not send goes first.
+    this.reclaimSpill();
+    this.log.debug(`session ${session.id}, visitor ${session.visitorId}, replay ${settings.replay.enabled && session.sampled ? 'recorded' : 'off'}`);
+    if (settings.autoTrack.errors) {
+      this.cleanups.push(watchErrors(win, (info) => this.onUncaught(info)));
+    }
+    if (settings.replay.enabled && session.sampled) {
+      this.recorder = new Recorder(session, this.outbox, this.log, {
+        ...DEFAULT_RECORDER_SETTINGS,
+        maskAllInputs: settings.replay.maskAllInputs,
+        blockSelector: settings.replay.blockSelector,
+        maskTextSelector: settings.replay.maskTextSelector,
+      });
+      this.recorderReady = this.recorder.start(loadRecord);
+    }
+    if (settings.autoTrack.pageViews) {
+      this.trackPageView(win.document.referrer);
+      this.cleanups.push(watchNavigation(win, () => this.onNavigate()));
+    }
+    this.watchLifecycle();
+  }
+
+  // ---- page lifecycle -------------------------------------------------------------------------------------
+
+  private watchLifecycle(): void {
+    const { win } = this.deps;
+    const doc = win.document;
+    const guard = (fn: () => void) => () => {
+      try {
+        fn();
+      } catch (e) {
+        this.log.warn('lifecycle handler failed', e);
+      }
+    };
+    const onVisibility = guard(() => {
+      if (doc.visibilityState === 'hidden') this.onHide(false);
+      else this.reclaimSpill();
+    });
+    const onPageHide = guard(() => this.onHide(true));
+    const onPageShow = (event: Event) =>
+      guard(() => {
+        if ((event as PageTransitionEvent).persisted) this.onRestore();
+      })();
+    doc.addEventListener('visibilitychange', onVisibility);
+    win.addEventListener('pagehide', onPageHide);
+    win.addEventListener('pageshow', onPageShow);
+    this.cleanups.push(() => {
+      doc.removeEventListener('visibilitychange', onVisibility);
+      win.removeEventListener('pagehide', onPageHide);
+      win.removeEventListener('pageshow', onPageShow);
+    });
+  }
+
+  /**
+   * Hidden (tab switch, minimise) or leaving (`pagehide`): what is queued goes out with `keepalive` within the
+   * budget, in order errors, events, replay; the rest goes to sessionStorage. If the page is still alive a moment
+   * later, it takes the spill back and sends it normally.
+   */
+  private onHide(leaving: boolean): void {
+    this.firePendingPageView();
+    if (this.recorder) this.recorder.seal();
+    const errors = this.errors.drainForHide(this.budget);
+    const events = this.events.drainForHide(this.budget);
+    const replay = this.outbox.drainForHide(this.budget);
+    if (errors.length + events.length + replay.length > 0) {
+      const { dropped, persisted } = this.spill.save({ errors, events, replay });
+      this.log.debug(`page ${leaving ? 'left' : 'hidden'}: kept ${errors.length} errors, ${events.length} events, ${replay.length} replay chunks for later`);
+      if (dropped > 0) this.log.warn(`sessionStorage bound reached: dropped ${dropped} unsent items`);
+      if (!persisted) this.log.warnOnce('spill-memory', 'sessionStorage refused the unsent data: it is lost if the page is left');
+    }
+    if (leaving) this.session.release();
+    else setTimeout(() => this.reclaimSpill(), STILL_ALIVE_MS);
+  }
+
+  /** Back from the back/forward cache: this page continues (or, if another page took over, starts) the session. */
+  private onRestore(): void {
+    if (this.session.claim()) this.log.debug(`session ${this.session.id} (new after restore)`);
+    this.reclaimSpill();
+    if (this.recorder) this.recorder.takeFullSnapshot();
+    if (this.settings.autoTrack.pageViews) this.trackPageView(this.deps.win.document.referrer);
+  }
+
+  private reclaimSpill(): void {
+    const data = this.spill.take();
+    const total = data.errors.length + data.events.length + data.replay.length;
+    if (total === 0) return;
+    this.log.debug(`sending ${total} items kept from a previous page`);
+    this.errors.restore(data.errors as ErrorReport[]);
+    this.events.restore(data.events as AnalyticsEvent[]);
+    this.outbox.restore(data.replay);
+  }
+
+  // ---- events -----------------------------------------------------------------------------------------------
+
+  private currentUrl(): string {
+    return truncate(stripHash(this.deps.win.location.href), LIMITS.url);
+  }
+
+  private ids(): Pick<AnalyticsEvent, 'session_id' | 'visitor_id' | 'user_id'> {
+    return { session_id: this.session.id, visitor_id: this.session.visitorId, user_id: this.session.userId };
+  }
+
+  private withService(extra?: unknown): Record<string, unknown> | undefined {
+    const base = this.settings.service ? { service: this.settings.service } : {};
+    const merged = extra && typeof extra === 'object' && !Array.isArray(extra) ? { ...base, ...(extra as object) } : base;
+    return Object.keys(merged).length > 0 ? boundedObject(merged) : undefined;
+  }
+
+  private trackPageView(referrer: string): void {
+    const { win } = this.deps;
+    const url = this.currentUrl();
+    this.lastPageUrl = url;
+    const screen = win.screen || ({} as Screen);
+    this.events.push({
+      type: 'page_view',
+      url,
+      referrer: optionalText(stripHash(referrer || ''), LIMITS.url),
+      title: optionalText(win.document.title, LIMITS.title),
+      screen_width: optionalDimension(screen.width),
+      screen_height: optionalDimension(screen.height),
+      language: optionalText(win.navigator && win.navigator.language, LIMITS.language),
+      ...this.ids(),
+      timestamp: Date.now(),
+      properties: this.withService(),
+    });
+  }
+
+  private onNavigate(): void {
+    // Hash-only changes (in-page anchors) are not page views; redirect chains settle into one.
+    if (this.pageViewTimer !== undefined || this.currentUrl() === this.lastPageUrl) return;
+    this.pageViewTimer = setTimeout(() => this.firePendingPageView(), PAGE_VIEW_DELAY_MS);
+  }
+
+  private firePendingPageView(): void {
+    if (this.pageViewTimer === undefined) return;
+    clearTimeout(this.pageViewTimer);
+    this.pageViewTimer = undefined;
+    try {
+      if (this.currentUrl() !== this.lastPageUrl) this.trackPageView(this.lastPageUrl || '');
+    } catch (e) {
+      this.log.warn('page view failed', e);
+    }
+  }
+
+  track(name: unknown, properties?: unknown): void {
+    const eventName = typeof name === 'string' ? name.trim() : '';
+    if (eventName === '') {
+      this.log.warn('track() needs a non-empty event name');
+      return;
+    }
+    this.events.push({
+      type: 'custom',
+      name: truncate(eventName, LIMITS.name),
+      url: this.currentUrl(),
+      ...this.ids(),
+      timestamp: Date.now(),
+      properties: this.withService(properties),
+    });
+  }
+
+  identify(userId: unknown): void {
+    const id = userId === null || userId === undefined || userId === '' ? undefined : truncate(String(userId), LIMITS.userId);
+    this.session.setUser(id);
+    this.log.debug(id ? `identified as ${id}` : 'user id cleared');
+  }
+
+  // ---- errors -----------------------------------------------------------------------------------------------
+
+  private onUncaught(info: UncaughtInfo): void {
+    const extra: Record<string, unknown> = { mechanism: info.mechanism };
+    if (info.filename) extra.filename = info.filename;
+    if (info.lineno) extra.lineno = info.lineno;
+    if (info.colno) extra.colno = info.colno;
+    let error = info.error;
+    if (error === undefined && info.mechanism === 'onerror') error = { message: info.message || 'Script error.' };
+    if (info.mechanism === 'unhandledrejection' && (error === null || typeof error !== 'object')) {
+      const d = describeError(error);
+      error = { name: 'UnhandledRejection', message: d.message };
+    }
+    this.captureError(error, extra, undefined);
+  }
+
+  captureException(error: unknown, context?: unknown): void {
+    this.captureError(error, { mechanism: 'captureException' }, context);
+  }
+
+  private captureError(error: unknown, extra: Record<string, unknown>, context: unknown): void {
+    const d = describeError(error);
+    const now = Date.now();
+    const key = `${d.type}|${d.message}|${(d.stack || '').slice(0, 500)}`;
+    const last = this.recentErrors.get(key);
+    this.recentErrors.set(key, now);
+    if (last !== undefined && now - last < ERROR_DEDUPE_MS) return;
+    if (this.recentErrors.size > 100) this.recentErrors.clear();
+
+    const ctx = this.withService(context && typeof context === 'object' && !Array.isArray(context) ? { ...extra, ...(context as object) } : extra);
+    const message = truncate(d.message, LIMITS.message);
+    const type = optionalText(d.type, LIMITS.type);
+    const stack = optionalText(d.stack, LIMITS.stack);
+    this.errors.push({
+      message,
+      type,
+      stack,
+      url: this.currentUrl(),
+      timestamp: now,
+      ...this.ids(),
+      release: this.settings.release,
+      environment: this.settings.environment,
+      context: ctx,
+    });
+    if (this.recorder) this.recorder.addError({ message, type, stack });
+  }
+
+  // ---- flush ------------------------------------------------------------------------------------------------
+
+  /** Sends everything queued now; resolves true when all of it was delivered. Never rejects. */
+  async flush(): Promise<boolean> {
+    try {
+      this.firePendingPageView();
+      await this.recorderReady;
+      if (this.recorder) this.recorder.seal();
+      const results = await Promise.all([this.errors.flush(), this.events.flush(), this.outbox.flush()]);
+      return results.every(Boolean);
+    } catch (e) {
+      this.log.warn('flush failed', e);
+      return false;
+    }
+  }
+}

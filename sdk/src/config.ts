@@ -1,0 +1,90 @@
+/** `init()` options, their defaults, and their validation. */
+
+import { LIMITS, truncate } from './payload';
+
+export interface ReplayOptions {
+  /** Record session replays. Default `true`. */
+  enabled?: boolean;
+  /** Share of sessions recorded, 0..1, decided once per session (tab). Default `1`. */
+  sampleRate?: number;
+  /** Mask the value of every input, textarea and select (`*`). Default `true`. */
+  maskAllInputs?: boolean;
+  /** CSS selector of elements left out of the recording entirely (shown as a placeholder of the same size). */
+  blockSelector?: string;
+  /** CSS selector of elements whose text is masked (`*`). */
+  maskTextSelector?: string;
+}
+
+export interface AutoTrackOptions {
+  /** A `page_view` event on load and on every History API navigation. Default `true`. */
+  pageViews?: boolean;
+  /** Report uncaught errors and unhandled promise rejections. Default `true`. */
+  errors?: boolean;
+}
+
+export interface ObserverOptions {
+  /** Observer's base URL, e.g. `https://observer.example.com` (a relative URL is resolved against the page). */
+  endpoint: string;
+  /** Ingest key, when Observer requires one (`OBSERVER_INGEST_KEYS`); sent as `?key=`. */
+  key?: string;
+  /** Name of the app; sent as `context.service` (errors) and `properties.service` (events). */
+  serviceName?: string;
+  /** Release or version of the app; sent with errors. */
+  release?: string;
+  /** Environment (`production`, `staging`, …); sent with errors. */
+  environment?: string;
+  /** Log what the SDK does to the console. Default `false`: the SDK is silent. */
+  debug?: boolean;
+  /** Session replay options, or `false` to turn replay off. */
+  replay?: ReplayOptions | boolean;
+  /** Automatic tracking. */
+  autoTrack?: AutoTrackOptions;
+}
+
+export interface Settings {
+  endpoint: string;
+  key?: string;
+  service?: string;
+  release?: string;
+  environment?: string;
+  debug: boolean;
+  replay: { enabled: boolean; sampleRate: number; maskAllInputs: boolean; blockSelector?: string; maskTextSelector?: string };
+  autoTrack: { pageViews: boolean; errors: boolean };
+}
+
+function text(value: unknown, max?: number): string | undefined {
+  if (typeof value !== 'string' || value.trim() === '') return undefined;
+  return max === undefined ? value : truncate(value, max);
+}
+
+/** Validates options; returns the settings, or a message saying what is wrong. */
+export function resolveSettings(options: ObserverOptions | undefined, base?: string): Settings | string {
+  if (!options || typeof options !== 'object') return 'init() needs an options object';
+  let endpoint: string;
+  try {
+    const url = new URL(String(options.endpoint || ''), base);
+    if (url.protocol !== 'https:' && url.protocol !== 'http:') return `endpoint must be an http(s) URL, got "${options.endpoint}"`;
+    endpoint = (url.origin + url.pathname).replace(/\/+$/, '');
+  } catch {
+    return `endpoint must be Observer's base URL, got "${options.endpoint}"`;
+  }
+  const replay = typeof options.replay === 'boolean' ? { enabled: options.replay } : options.replay || {};
+  const autoTrack = options.autoTrack || {};
+  const rate = typeof replay.sampleRate === 'number' && isFinite(replay.sampleRate) ? replay.sampleRate : 1;
+  return {
+    endpoint,
+    key: text(options.key),
+    service: text(options.serviceName, 256),
+    release: text(options.release, LIMITS.release),
+    environment: text(options.environment, LIMITS.environment),
+    debug: options.debug === true,
+    replay: {
+      enabled: replay.enabled !== false,
+      sampleRate: Math.min(1, Math.max(0, rate)),
+      maskAllInputs: replay.maskAllInputs !== false,
+      blockSelector: text(replay.blockSelector),
+      maskTextSelector: text(replay.maskTextSelector),
+    },
+    autoTrack: { pageViews: autoTrack.pageViews !== false, errors: autoTrack.errors !== false },
+  };
+}

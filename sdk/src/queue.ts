@@ -1,0 +1,263 @@
+/**
+ * Batching delivery of errors and events: a bounded in-memory queue, batches of up to 100 items (or ~512 KiB)
+ * sent after ~2 s, one request at a time, retried with backoff on network errors, 408, 429 and 5xx.
+ */
+
+import { retryDelay } from './backoff';
+import { KeepaliveBudget, planKeepalive } from './keepalive';
+import type { Logger } from './log';
+import type { Post, SendResult } from './transport';
+import { utf8Length } from './transport';
+
+export interface QueueSettings {
+  /** Items per request (the server's `OBSERVER_MAX_BATCH_ITEMS` default is 100). */
+  maxItems: number;
+  /** Bytes per request (the server allows 1 MiB). */
+  maxBatchBytes: number;
+  /** How long the first queued item waits for company. */
+  lingerMs: number;
+  /** Items kept in memory; when full, the oldest is dropped. */
+  capacity: number;
+  /** Attempts per batch before it is dropped. */
+  maxAttempts: number;
+}
+
+export const DEFAULT_QUEUE_SETTINGS: QueueSettings = {
+  maxItems: 100,
+  maxBatchBytes: 512 * 1024,
+  lingerMs: 2000,
+  capacity: 1000,
+  maxAttempts: 10,
+};
+
+export interface QueueDeps {
+  post: Post;
+  /** The full URL to POST batches to (with `?key=` when there is a key). */
+  url: string;
+  log: Logger;
+  random?: () => number;
+}
+
+interface Entry<T> {
+  item: T;
+  json: string;
+  bytes: number;
+  /** Timestamps already removed after the server refused them (clock skew). */
+  retimed?: boolean;
+}
+
+/** Splits off the first batch: at most `maxItems` entries and `maxBytes` of body (`[`, `]` and commas included), never empty. */
+export function takeBatch<E extends { bytes: number }>(entries: readonly E[], maxItems: number, maxBytes: number): E[] {
+  const batch: E[] = [];
+  let size = 2;
+  for (const entry of entries) {
+    if (batch.length >= maxItems) break;
+    const add = entry.bytes + (batch.length > 0 ? 1 : 0);
+    if (batch.length > 0 && size + add > maxBytes) break;
+    batch.push(entry);
+    size += add;
+  }
+  return batch;
+}
+
+export function batchBody(entries: ReadonlyArray<{ json: string }>): string {
+  return '[' + entries.map((e) => e.json).join(',') + ']';
+}
+
+/** Whether a 400 complains only about `timestamp` (the client clock is more than 1 h ahead or 7 days behind). */
+export function isTimestampRejection(result: SendResult): boolean {
+  if (result.ok || result.retry || result.status !== 400) return false;
+  const details = result.body && result.body.details;
+  return !!details && details.length > 0 && details.every((d) => d.field === 'timestamp');
+}
+
+export class BatchQueue<T extends { timestamp?: number }> {
+  private entries: Array<Entry<T>> = [];
+  private inflight: Promise<boolean> | null = null;
+  private lingerTimer: ReturnType<typeof setTimeout> | undefined;
+  private retryTimer: ReturnType<typeof setTimeout> | undefined;
+  private attempt = 0;
+  private readonly settings: QueueSettings;
+  private readonly random: () => number;
+
+  constructor(
+    readonly name: string,
+    private readonly deps: QueueDeps,
+    settings: Partial<QueueSettings> = {},
+  ) {
+    this.settings = { ...DEFAULT_QUEUE_SETTINGS, ...settings };
+    this.random = deps.random || Math.random;
+  }
+
+  get size(): number {
+    return this.entries.length;
+  }
+
+  push(item: T): void {
+    this.enqueue([item], false);
+    this.schedule();
+  }
+
+  /** Puts items back at the front (items restored from a previous page's spill). */
+  restore(items: readonly T[]): void {
+    if (items.length === 0) return;
+    this.enqueue(items, true);
+    this.schedule();
+  }
+
+  private enqueue(items: readonly T[], front: boolean): void {
+    const fresh: Array<Entry<T>> = [];
+    for (const item of items) {
+      const json = JSON.stringify(item);
+      if (json === undefined) continue;
+      fresh.push({ item, json, bytes: utf8Length(json) });
+    }
+    this.entries = front ? fresh.concat(this.entries) : this.entries.concat(fresh);
+    const over = this.entries.length - this.settings.capacity;
+    if (over > 0) {
+      this.entries.splice(0, over);
+      this.deps.log.warn(`${this.name} queue full (${this.settings.capacity}): dropped the ${over} oldest`);
+    }
+  }
+
+  private schedule(): void {
+    if (this.inflight || this.retryTimer !== undefined || this.entries.length === 0) return;
+    if (this.entries.length >= this.settings.maxItems) {
+      this.kick();
+    } else if (this.lingerTimer === undefined) {
+      this.lingerTimer = setTimeout(() => this.kick(), this.settings.lingerMs);
+    }
+  }
+
+  private kick(): void {
+    if (this.inflight) return;
+    // After a failure a retry timer is set (schedule then waits for it); after a refusal the next batch goes.
+    this.sendNext().then(
+      () => this.schedule(),
+      () => undefined,
+    );
+  }
+
+  private clearTimers(): void {
+    if (this.lingerTimer !== undefined) clearTimeout(this.lingerTimer);
+    if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
+    this.lingerTimer = undefined;
+    this.retryTimer = undefined;
+  }
+
+  /** Sends the first batch now. Resolves true when it was delivered. */
+  private sendNext(): Promise<boolean> {
+    this.clearTimers();
+    if (this.inflight) return this.inflight;
+    if (this.entries.length === 0) return Promise.resolve(true);
+    const batch = takeBatch(this.entries, this.settings.maxItems, this.settings.maxBatchBytes);
+    this.entries = this.entries.slice(batch.length);
+    const done = this.deps
+      .post(this.deps.url, batchBody(batch), false)
+      .then((result) => this.settle(batch, result))
+      .catch(() => false)
+      .then((ok) => {
+        this.inflight = null;
+        return ok;
+      });
+    this.inflight = done;
+    return done;
+  }
+
+  /** Handles a batch's outcome; returns whether it was delivered. */
+  private settle(batch: Array<Entry<T>>, result: SendResult): boolean {
+    const { log } = this.deps;
+    if (result.ok) {
+      this.attempt = 0;
+      log.debug(`sent ${batch.length} ${this.name}`);
+      return true;
+    }
+    if (result.retry) {
+      this.attempt++;
+      if (this.attempt >= this.settings.maxAttempts) {
+        log.warn(`${this.name}: dropped ${batch.length} after ${this.attempt} attempts`);
+        this.attempt = 0;
+        this.schedule();
+        return false;
+      }
+      this.entries = batch.concat(this.entries);
+      const delay = retryDelay(this.attempt - 1, result.retryAfterMs, this.random);
+      if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
+      log.warnOnce('unreachable', `Observer did not accept ${this.name} (status ${result.status || 'network error'}); retrying in the background`);
+      this.retryTimer = setTimeout(() => {
+        this.retryTimer = undefined;
+        this.kick();
+      }, delay);
+      return false;
+    }
+    this.attempt = 0;
+    if (isTimestampRejection(result) && batch.some((e) => !e.retimed)) {
+      // The browser's clock is off by more than the server tolerates: let the server stamp the receive time.
+      log.warnOnce('clock', 'Observer refused client timestamps (clock skew); resending without them');
+      const retimed = batch.map((e): Entry<T> => {
+        const item = { ...e.item };
+        delete item.timestamp;
+        const json = JSON.stringify(item);
+        return { item, json, bytes: utf8Length(json), retimed: true };
+      });
+      this.entries = retimed.concat(this.entries);
+      this.schedule();
+      return false;
+    }
+    log.warnOnce(`refused-${this.name}-${result.status}`, `Observer refused ${this.name} with status ${result.status}; not retrying`, result.body);
+    return false;
+  }
+
+  /**
+   * Sends everything queued now, ignoring backoff, and resolves when done: true when all of it was delivered,
+   * false when something failed (it stays queued for retry, or was refused). Never rejects.
+   */
+  async flush(): Promise<boolean> {
+    let ok = true;
+    for (let rounds = 0; rounds < 10_000; rounds++) {
+      if (this.inflight) {
+        if (!(await this.inflight)) ok = false;
+        continue;
+      }
+      if (this.entries.length === 0 || !ok) break;
+      if (!(await this.sendNext())) ok = false;
+    }
+    return ok && this.entries.length === 0;
+  }
+
+  /**
+   * The page is being hidden or unloaded: sends the queued batches that fit into the keepalive budget with
+   * `keepalive: true`, and takes out and returns the items of those that do not (to be kept in sessionStorage).
+   * A batch already in flight is left alone.
+   */
+  drainForHide(budget: KeepaliveBudget): T[] {
+    this.clearTimers();
+    const batches: Array<Array<Entry<T>>> = [];
+    let rest = this.entries;
+    while (rest.length > 0) {
+      const batch = takeBatch(rest, this.settings.maxItems, this.settings.maxBatchBytes);
+      batches.push(batch);
+      rest = rest.slice(batch.length);
+    }
+    this.entries = [];
+    const bodies = batches.map(batchBody);
+    const fits = new Set(planKeepalive(bodies.map(utf8Length), budget.remaining));
+    const unsent: T[] = [];
+    batches.forEach((batch, i) => {
+      const bytes = utf8Length(bodies[i]);
+      if (!fits.has(i) || !budget.tryReserve(bytes)) {
+        for (const e of batch) unsent.push(e.item);
+        return;
+      }
+      this.deps
+        .post(this.deps.url, bodies[i], true)
+        .then((result) => {
+          budget.release(bytes);
+          // Still alive (the tab was only hidden): failures go back into the queue like any other.
+          if (!result.ok) this.settle(batch, result);
+        })
+        .catch(() => budget.release(bytes));
+    });
+    return unsent;
+  }
+}

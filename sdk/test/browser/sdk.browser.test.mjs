@@ -1,0 +1,243 @@
+// The SDK in a real browser (Debian chromium via playwright-core): the built dist/observer.iife.js on test pages
+// served from one origin, posting cross-origin to a strict fake Observer (fake-observer.mjs). Run with
+// `npm run test:browser` (after `npm run build`).
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { startFakeObserver } from './fake-observer.mjs';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const ID = /^[A-Za-z0-9_-]{8,128}$/;
+
+let observer;
+let site;
+let browser;
+
+function page(title, body, { init = {}, head = '' } = {}) {
+  const options = { endpoint: observer.url, key: 'test-key', serviceName: 'smoke-shop', release: '1.2.3', environment: 'test', debug: true, replay: { maskTextSelector: '.secret' }, ...init };
+  return `<!doctype html><html><head><meta charset="utf-8"><meta name="referrer" content="unsafe-url"><title>${title}</title>
+${head}<script src="/observer.js"></script>
+<script>Observer.init(${JSON.stringify(options)});</script></head><body>${body}</body></html>`;
+}
+
+const FORM = `<h1>Checkout</h1><p class="visible">Visible paragraph content</p>
+<form onsubmit="return false"><input id="name" type="text"><input id="pw" type="password"><textarea id="note"></textarea></form>
+<button id="buy" onclick="Observer.track('buy_clicked', { plan: 'pro' }); Observer.identify('user-42')">Buy</button>
+<div class="secret">Secret account 12345</div><a id="next" href="/app/page2.html">next</a>`;
+
+function bigText() {
+  // Random text compresses badly: its full snapshot cannot fit the 64 KiB keepalive budget.
+  let s = '';
+  for (let i = 0; i < 6000; i++) s += Math.random().toString(36).slice(2, 12) + ' ';
+  return s;
+}
+
+before(async () => {
+  observer = await startFakeObserver({ key: 'test-key' });
+  const sdk = readFileSync(join(root, 'dist/observer.iife.js'));
+  const big = bigText();
+  const pages = {
+    '/app/page1.html': () => page('Page one', FORM),
+    '/app/page2.html': () => page('Page two', '<h1>Second page</h1><p>Arrived on page two</p>'),
+    '/app/big.html': () => page('Big page', `<h1>BIG-PAGE-MARKER</h1><p>${big}</p><script>setTimeout(() => { location.href = '/app/page2.html'; }, 150);</script>`),
+    '/app/down.html': () => page('Down', '<p>Observer is down</p>', { init: { endpoint: 'http://127.0.0.1:9' } }),
+    '/app/quiet.html': () => page('Quiet', '<p>quiet</p>', { init: { endpoint: 'http://127.0.0.1:9', debug: false } }),
+    '/app/nostorage.html': () =>
+      page('No storage', '<p>no storage</p>', {
+        head: `<script>for (const k of ['sessionStorage', 'localStorage']) Object.defineProperty(window, k, { get() { throw new DOMException('denied', 'SecurityError'); } });</script>`,
+      }),
+    '/app/unsampled.html': () => page('Unsampled', '<p>not recorded</p>', { init: { replay: { sampleRate: 0 } } }),
+  };
+  site = createServer((req, res) => {
+    const path = new URL(req.url, 'http://x').pathname;
+    if (path === '/observer.js') {
+      res.writeHead(200, { 'Content-Type': 'text/javascript' });
+      return res.end(sdk);
+    }
+    if (pages[path]) {
+      res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
+      return res.end(pages[path]());
+    }
+    res.writeHead(404);
+    res.end();
+  });
+  await new Promise((r) => site.listen(0, 'localhost', r));
+  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'] });
+});
+
+after(async () => {
+  if (browser) await browser.close();
+  if (site) await new Promise((r) => site.close(r));
+  if (observer) await observer.close();
+});
+
+const siteUrl = (path) => `http://localhost:${site.address().port}${path}`;
+
+async function openPage() {
+  const context = await browser.newContext();
+  const p = await context.newPage();
+  const console = [];
+  const pageErrors = [];
+  p.on('console', (m) => console.push({ type: m.type(), text: m.text() }));
+  p.on('pageerror', (e) => pageErrors.push(e.message));
+  return { context, page: p, console, pageErrors };
+}
+
+const chunksOf = (sid) => [...observer.state.chunks.values()].filter((c) => c.sid === sid).sort((a, b) => a.seq - b.seq);
+
+test('records, tracks and reports across SPA navigation and a full page load, one session', async () => {
+  const { context, page: p, pageErrors } = await openPage();
+  await p.goto(siteUrl('/app/page1.html'));
+  await p.fill('#name', 'hello typed text');
+  await p.fill('#pw', 'hunter2');
+  await p.fill('#note', 'private note');
+  await p.click('#buy');
+  await p.evaluate(() => {
+    history.pushState({}, '', '/app/page1.html?step=2');
+    document.title = 'Step two';
+  });
+  await p.waitForTimeout(200);
+  await p.evaluate(() => {
+    setTimeout(() => {
+      throw new TypeError('boom from test');
+    });
+    Promise.reject(new Error('rejected from test'));
+  });
+  await p.waitForTimeout(1500);
+  const sid = await p.evaluate(() => JSON.parse(sessionStorage.getItem('observer.session')).id);
+  await p.click('#next');
+  await p.waitForURL(/page2/);
+  assert.equal(await p.evaluate(() => Observer.flush()), true, 'flush resolves true when all is delivered');
+  assert.equal(await p.evaluate(() => JSON.parse(sessionStorage.getItem('observer.session')).id), sid, 'same session after a full page load');
+  await context.close();
+
+  const { state } = observer;
+  assert.deepEqual(state.refused, [], 'nothing refused');
+  assert.deepEqual(state.conflicts, [], 'never two contents for one seq');
+  assert.equal(state.requests.filter((r) => r.method === 'OPTIONS').length, 0, 'no CORS preflight');
+  assert.ok(state.requests.every((r) => r.method !== 'POST' || r.contentType === 'text/plain'), 'text/plain everywhere');
+
+  // Replay: contiguous seqs from 0, every page load opens with Meta + FullSnapshot, gzip bodies.
+  const chunks = chunksOf(sid);
+  assert.ok(chunks.length >= 3, `several chunks (${chunks.length})`);
+  assert.deepEqual(chunks.map((c) => c.seq), chunks.map((_, i) => i));
+  // Chunks sent while the page lives are gzipped; the one sealed at pagehide leaves as plain JSON (keepalive,
+  // no time to compress) or is gzipped by the next page.
+  console.log('chunks', chunks.map((c) => `${c.seq}:${c.gzip ? 'gzip' : 'json'}:${c.text.length}:${/page2/.test(c.referer) ? 'page2' : 'page1'}`).join(' '));
+  assert.ok(chunks.filter((c) => !c.gzip).length <= 1, 'gzip bodies but for the pagehide chunk');
+  const all = chunks.flatMap((c) => c.events);
+  const metas = all.filter((e) => e.type === 4).map((e) => e.data.href);
+  assert.ok(metas.some((h) => h.includes('page1')) && metas.some((h) => h.includes('page2')), 'a Meta per page load');
+  assert.ok(all.filter((e) => e.type === 2).length >= 2, 'a full snapshot per page load');
+  for (const c of chunks) if (c.events.some((e) => e.type === 2)) assert.equal(c.events[0].type === 4 || c.events[0].type <= 1, true, 'chunk with a snapshot starts with it');
+  const text = chunks.map((c) => c.text).join('\n');
+  for (const secret of ['hello typed text', 'hunter2', 'private note', 'Secret account 12345']) assert.ok(!text.includes(secret), `"${secret}" masked`);
+  assert.ok(text.includes('Visible paragraph content') && text.includes('Arrived on page two'), 'page content recorded');
+  assert.ok(text.includes('****************'), 'typed input recorded as *');
+  const marks = all.filter((e) => e.type === 5 && e.data.tag === 'error').map((e) => e.data.payload);
+  assert.ok(marks.some((m) => m.message === 'boom from test' && m.type === 'TypeError' && typeof m.stack === 'string'), 'error marked in the replay');
+  assert.ok(chunks.some((c) => c.userId === 'user-42'), 'user_id on chunks after identify');
+
+  // Errors.
+  const errors = state.errors.filter((e) => e.session_id === sid);
+  const boom = errors.find((e) => e.message === 'boom from test');
+  assert.ok(boom, 'uncaught error reported');
+  assert.equal(boom.type, 'TypeError');
+  assert.match(boom.stack, /boom from test/);
+  assert.match(boom.url, /page1\.html\?step=2$/);
+  assert.equal(boom.release, '1.2.3');
+  assert.equal(boom.environment, 'test');
+  assert.equal(boom.user_id, 'user-42');
+  assert.match(boom.visitor_id, ID);
+  assert.deepEqual({ service: boom.context.service, mechanism: boom.context.mechanism }, { service: 'smoke-shop', mechanism: 'onerror' });
+  const rejected = errors.find((e) => e.message === 'rejected from test');
+  assert.ok(rejected && rejected.context.mechanism === 'unhandledrejection', 'unhandled rejection reported');
+
+  // Events.
+  const events = state.events.filter((e) => e.session_id === sid);
+  const views = events.filter((e) => e.type === 'page_view');
+  assert.deepEqual(views.map((v) => new URL(v.url).pathname + new URL(v.url).search), ['/app/page1.html', '/app/page1.html?step=2', '/app/page2.html']);
+  assert.equal(views[1].referrer, views[0].url, 'SPA navigation: the previous page is the referrer');
+  assert.equal(views[1].title, 'Step two');
+  assert.equal(views[0].title, 'Page one');
+  assert.ok(views[0].screen_width > 0 && views[0].screen_height > 0 && views[0].language);
+  assert.equal(views[0].properties.service, 'smoke-shop');
+  assert.equal(new Set(events.map((e) => e.visitor_id)).size, 1, 'one visitor');
+  const buy = events.find((e) => e.type === 'custom');
+  assert.deepEqual({ name: buy.name, plan: buy.properties.plan, service: buy.properties.service }, { name: 'buy_clicked', plan: 'pro', service: 'smoke-shop' });
+  assert.equal(views[2].user_id, 'user-42', 'identify carries over to the next page load');
+
+  assert.deepEqual(pageErrors.filter((m) => !/from test/.test(m)), [], 'the SDK threw nothing into the page');
+});
+
+test('a snapshot too big for keepalive is kept in sessionStorage and sent by the next page, before its own chunks', async () => {
+  const { context, page: p } = await openPage();
+  await p.goto(siteUrl('/app/big.html'));
+  await p.waitForURL(/page2/);
+  await p.waitForLoadState('load');
+  assert.equal(await p.evaluate(() => Observer.flush()), true);
+  const sid = await p.evaluate(() => JSON.parse(sessionStorage.getItem('observer.session')).id);
+  assert.equal(await p.evaluate(() => sessionStorage.getItem('observer.spill')), null, 'spill emptied');
+  await context.close();
+  const chunks = chunksOf(sid);
+  assert.deepEqual(chunks.map((c) => c.seq), chunks.map((_, i) => i), 'contiguous seqs');
+  const big = chunks.find((c) => c.text.includes('BIG-PAGE-MARKER'));
+  assert.ok(big, 'the big page was recorded');
+  assert.ok(big.text.length > 64 * 1024, `bigger than the keepalive budget (${big.text.length})`);
+  assert.match(big.referer, /page2/, 'sent by the next page');
+  const own = chunks.filter((c) => c.text.includes('Arrived on page two'));
+  assert.ok(own.length > 0 && own.every((c) => c.seq > big.seq), 'the next page numbers its chunks after it');
+  assert.deepEqual(observer.state.conflicts, []);
+});
+
+test('Observer down: nothing thrown, flush resolves false, one warning in debug mode, silence otherwise', async () => {
+  const { context, page: p, console: out, pageErrors } = await openPage();
+  await p.goto(siteUrl('/app/down.html'));
+  const result = await p.evaluate(async () => {
+    Observer.track('x', { a: 1 });
+    Observer.captureException(new Error('while down'), { extra: true });
+    Observer.identify('someone');
+    return [await Observer.flush(), await Observer.flush()];
+  });
+  assert.deepEqual(result, [false, false]);
+  const warnings = out.filter((m) => m.text.startsWith('[observer]') && m.type === 'warning');
+  assert.equal(warnings.filter((m) => /did not accept/.test(m.text)).length, 1, JSON.stringify(warnings));
+  assert.deepEqual(pageErrors, []);
+  await context.close();
+
+  const quiet = await openPage();
+  await quiet.page.goto(siteUrl('/app/quiet.html'));
+  assert.equal(await quiet.page.evaluate(() => Observer.flush()), false);
+  assert.deepEqual(quiet.console.filter((m) => m.text.startsWith('[observer]')), []);
+  assert.deepEqual(quiet.pageErrors, []);
+  await quiet.context.close();
+});
+
+test('storage that throws (blocked / private mode): still sends, with valid ids', async () => {
+  const { context, page: p, pageErrors } = await openPage();
+  await p.goto(siteUrl('/app/nostorage.html'));
+  await p.evaluate(() => Observer.track('no_storage'));
+  assert.equal(await p.evaluate(() => Observer.flush()), true);
+  await context.close();
+  const ev = observer.state.events.find((e) => e.name === 'no_storage');
+  assert.ok(ev);
+  assert.match(ev.session_id, ID);
+  assert.match(ev.visitor_id, ID);
+  assert.ok(chunksOf(ev.session_id).length > 0, 'replay recorded too');
+  assert.deepEqual(pageErrors, []);
+});
+
+test('sampled out: events, no replay', async () => {
+  const { context, page: p } = await openPage();
+  await p.goto(siteUrl('/app/unsampled.html'));
+  assert.equal(await p.evaluate(() => Observer.flush()), true);
+  const sid = await p.evaluate(() => JSON.parse(sessionStorage.getItem('observer.session')).id);
+  await context.close();
+  assert.ok(observer.state.events.some((e) => e.session_id === sid && e.type === 'page_view'));
+  assert.equal(chunksOf(sid).length, 0);
+});

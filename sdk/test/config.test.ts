@@ -1,0 +1,44 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { resolveSettings, type Settings } from '../src/config';
+
+test('defaults', () => {
+  const s = resolveSettings({ endpoint: 'https://observer.example.com/' }) as Settings;
+  assert.equal(s.endpoint, 'https://observer.example.com');
+  assert.equal(s.debug, false);
+  assert.deepEqual(s.replay, { enabled: true, sampleRate: 1, maskAllInputs: true, blockSelector: undefined, maskTextSelector: undefined });
+  assert.deepEqual(s.autoTrack, { pageViews: true, errors: true });
+  assert.equal(s.key, undefined);
+});
+
+test('endpoint: path prefix kept, query and fragment dropped, relative resolved against the page', () => {
+  assert.equal((resolveSettings({ endpoint: 'https://x.test/obs//?a=1#f' }) as Settings).endpoint, 'https://x.test/obs');
+  assert.equal((resolveSettings({ endpoint: '/' }, 'http://localhost:8080/page') as Settings).endpoint, 'http://localhost:8080');
+});
+
+test('invalid endpoints are refused with a message', () => {
+  assert.equal(typeof resolveSettings({ endpoint: '' }), 'string');
+  assert.equal(typeof resolveSettings({ endpoint: 'ftp://x.test' }), 'string');
+  assert.equal(typeof resolveSettings({ endpoint: 'javascript:alert(1)' }), 'string');
+  assert.equal(typeof resolveSettings(undefined), 'string');
+});
+
+test('options are clamped and trimmed to server limits', () => {
+  const s = resolveSettings({
+    endpoint: 'https://x.test',
+    key: 'k1',
+    serviceName: 'shop',
+    release: 'r'.repeat(500),
+    environment: 'e'.repeat(500),
+    replay: { sampleRate: 7, maskAllInputs: false, blockSelector: '.secret' },
+    autoTrack: { pageViews: false },
+  }) as Settings;
+  assert.equal(s.release?.length, 128);
+  assert.equal(s.environment?.length, 64);
+  assert.equal(s.replay.sampleRate, 1);
+  assert.equal(s.replay.maskAllInputs, false);
+  assert.equal(s.replay.blockSelector, '.secret');
+  assert.deepEqual(s.autoTrack, { pageViews: false, errors: true });
+  assert.equal((resolveSettings({ endpoint: 'https://x.test', replay: { sampleRate: -1 } }) as Settings).replay.sampleRate, 0);
+  assert.equal((resolveSettings({ endpoint: 'https://x.test', replay: false }) as Settings).replay.enabled, false);
+});
