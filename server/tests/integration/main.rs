@@ -3,6 +3,8 @@
 
 mod common;
 
+mod browser_e2e;
+mod config_docs;
 mod fresh_recording;
 mod ingest_errors;
 mod ingest_events;
@@ -10,4 +12,5 @@ mod ingest_replay;
 mod metrics;
 mod readme_examples;
 mod rejections;
+mod replay_fetch;
 mod shutdown;

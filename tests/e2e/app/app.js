@@ -1,0 +1,19 @@
+// Small interactions for the recording: DOM mutations, History API
+// navigation and an uncaught error.
+let rows = 3;
+document.getElementById('add-row').addEventListener('click', () => {
+  rows += 1;
+  const tr = document.createElement('tr');
+  tr.innerHTML = `<td>${rows}</td><td>Extra item ${rows}</td><td>${rows * 2}</td>`;
+  tr.className = 'flash';
+  document.querySelector('#orders tbody').appendChild(tr);
+});
+document.getElementById('next').addEventListener('click', () => {
+  history.pushState({ step: 2 }, '', '/step-2');
+  document.getElementById('title').textContent = 'Order desk — step 2';
+});
+document.getElementById('explode').addEventListener('click', () => {
+  const order = undefined;
+  // A real TypeError thrown from an event handler: window.onerror sees it.
+  return order.id;
+});
