@@ -5,7 +5,7 @@ import { KeepaliveBudget } from '../src/keepalive';
 import { chunkUrl, ReplayOutbox, type Chunk } from '../src/replay/outbox';
 import { Spill } from '../src/spill';
 import { memoryStore, safeStore } from '../src/storage';
-import { bodyText, FakeStorage, fakeLogger, fakePost, settle } from './helpers';
+import { FakeStorage, fakeLogger, fakePost, settle } from './helpers';
 
 const events = (n: number, pad = 0) => JSON.stringify(Array.from({ length: n }, (_, i) => ({ type: 3, timestamp: 1000 + i, data: { pad: 'x'.repeat(pad) } })));
 const chunk = (seq: number, n = 2, pad = 0): Chunk => ({ sid: 'session-1', seq, json: events(n, pad) });
@@ -137,5 +137,4 @@ test('memory is bounded: the oldest waiting chunks are dropped', () => {
   for (let i = 0; i < 5; i++) box.add(chunk(i, 1, 300));
   assert.ok(box.size <= 3);
   assert.ok(log.lines.some((l) => /dropped/.test(l.message)));
-  void bodyText;
 });
