@@ -509,9 +509,11 @@ fn parse_share_secret(raw: Option<&str>) -> Result<Option<Secret>, ConfigError> 
     Ok(Some(Secret::new(secret)))
 }
 
-fn parse_public_url(raw: Option<&str>) -> Result<String, ConfigError> {
+/// Without a setting, links point at this machine on the port listened on.
+fn parse_public_url(raw: Option<&str>, listen: SocketAddr) -> Result<String, ConfigError> {
     const SETTING: &str = "OBSERVER_PUBLIC_URL";
-    let url = parse_http_url(SETTING, raw.unwrap_or("http://localhost:8006"))?;
+    let default = format!("http://localhost:{}", listen.port());
+    let url = parse_http_url(SETTING, raw.unwrap_or(&default))?;
     if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
         return Err(invalid(SETTING, "must be scheme://host[:port][/path] without credentials, query or fragment"));
     }
@@ -639,7 +641,7 @@ impl Config {
             ingest_keys: parse_ingest_keys(s.ingest_keys.as_deref())?,
             viewer_tokens: parse_viewer_tokens(s.viewer_tokens.as_deref())?,
             share_secret: parse_share_secret(s.share_secret.as_deref())?,
-            public_url: parse_public_url(s.public_url.as_deref())?,
+            public_url: parse_public_url(s.public_url.as_deref(), listen)?,
             limits,
             shutdown_timeout: parse_duration(
                 "OBSERVER_SHUTDOWN_TIMEOUT",

@@ -93,7 +93,7 @@ fn print_share_link(config: &Config, session_id: &str, ttl: &str) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let secret = match auth::secret_file::share_secret(config) {
+    let secret = match auth::secret_file::existing_share_secret(config) {
         Ok(secret) => secret,
         Err(e) => {
             eprintln!("observer share: cannot read the share secret: {e}");

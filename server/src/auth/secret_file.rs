@@ -59,13 +59,30 @@ pub fn resolve_secrets(config: &mut Config) -> Result<GeneratedSecrets, SecretFi
 }
 
 /// The configured share secret, or the one in the data directory (created
-/// if missing). The `observer share` command uses this too, so its links
-/// verify against a server sharing the data directory.
+/// if missing).
 pub fn share_secret(config: &Config) -> Result<Secret, SecretFileError> {
     match &config.share_secret {
         Some(secret) => Ok(secret.clone()),
         None => load_or_create(&config.data_dir.join(SHARE_SECRET_FILE), MIN_SHARE_SECRET_BYTES).map(|(s, _)| s),
     }
+}
+
+/// The share secret for `observer share`: configured, or read from the data
+/// directory — never created, since a new secret would sign links the
+/// running server rejects.
+pub fn existing_share_secret(config: &Config) -> Result<Secret, SecretFileError> {
+    if let Some(secret) = &config.share_secret {
+        return Ok(secret.clone());
+    }
+    let path = config.data_dir.join(SHARE_SECRET_FILE);
+    read_secret(&path, MIN_SHARE_SECRET_BYTES).map_err(|e| SecretFileError {
+        reason: if e.kind() == io::ErrorKind::NotFound {
+            "does not exist: run with the server's OBSERVER_DATA_DIR or set OBSERVER_SHARE_SECRET".to_owned()
+        } else {
+            e.to_string()
+        },
+        path,
+    })
 }
 
 /// Reads the secret at `path`, or generates and stores one; true if created.

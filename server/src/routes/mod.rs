@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use axum::{
     Router,
     extract::{MatchedPath, Request, State},
-    http::{Method, StatusCode, header},
+    http::{HeaderValue, Method, StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::MethodRouter,
@@ -35,6 +35,7 @@ use tower_http::{
     catch_panic::CatchPanicLayer,
     cors::{AllowOrigin, CorsLayer},
     sensitive_headers::SetSensitiveRequestHeadersLayer,
+    set_header::SetResponseHeaderLayer,
     timeout::TimeoutLayer,
     trace::TraceLayer,
 };
@@ -82,7 +83,14 @@ pub fn router(state: AppState) -> Router {
         .route("/api/observer/replays/{session_id}/chunks/{seq}",    replays_fetch::get_chunk())
         .route("/api/observer/replays/{session_id}/events",          replays_fetch::stream_session_events())
         .route("/api/observer/replays/{session_id}/share",           replays_fetch::create_share_link())
+        // Chunks hold recorded (client-crafted) markup: a browser opening an
+        // API URL directly must never sniff or render it as a page.
         .layer(ServiceBuilder::new()
+            .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+            .layer(SetResponseHeaderLayer::if_not_present(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static("default-src 'none'; sandbox; frame-ancestors 'none'"),
+            ))
             .layer(catch_panic())
             .layer(timeout(&state)));
 

@@ -150,8 +150,8 @@ async fn sdk_records_and_the_player_replays_in_chromium() {
 
     // 5. Watch it in the player.
     let screenshots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-artifacts");
-    let seen = node(&["watch", &server.base, &session, &share_token, &expired, &foreign, screenshots.to_str().unwrap()])
-        .await;
+    let seen =
+        node(&["watch", &server.base, &session, &share_token, &expired, &foreign, screenshots.to_str().unwrap()]).await;
     assert!(seen["intro"].as_str().unwrap().contains("Welcome to the order desk"), "{seen}");
     assert!(seen["table"].as_str().unwrap().contains("Widget Alpha"), "{seen}");
     let typed = seen["typed_name"].as_str().unwrap();

@@ -175,6 +175,9 @@ async fn check_chunk_representations(server: &TestServer, session: &str) {
     assert_eq!(h["content-type"], "application/json");
     assert_eq!(h["cache-control"], "private, immutable, max-age=31536000");
     assert_eq!(h["vary"], "accept-encoding");
+    // Recorded markup is never sniffed or rendered if opened directly.
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert!(h["content-security-policy"].to_str().unwrap().contains("sandbox"));
     let gzip_etag = h[header::ETAG].to_str().unwrap().to_owned();
     assert!(gzip_etag.starts_with('"') && gzip_etag.ends_with('"') && gzip_etag.len() > 2, "strong: {gzip_etag}");
     assert_eq!(r.bytes().await.unwrap().as_ref(), stored.as_slice(), "the stored bytes, not recompressed");

@@ -106,6 +106,14 @@ async fn cli_share_link_opens_the_session_on_the_running_server() {
     let other = server.url(&format!("/api/observer/replays/{}?token={token}", unique_id("cli-other")));
     assert_eq!(server.http.get(other).send().await.unwrap().status(), 401);
 
+    // Elsewhere (no secret in that data dir, none configured) the CLI
+    // refuses instead of signing with a new secret the server would reject.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = observer_command().env("OBSERVER_DATA_DIR", elsewhere.path()).args(["share", &session]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("OBSERVER_SHARE_SECRET"));
+    assert!(!elsewhere.path().join("share-secret").exists());
+
     // Bad arguments exit 2 and say why.
     for args in [&["short"][..], &[&session, "--ttl", "30s"], &[&session, "--ttl", "31d"], &[&session, "--ttl", "soon"]]
     {
