@@ -62,6 +62,9 @@ struct ErrorLine<'a> {
     #[serde(flatten)]
     report: &'a ErrorReport,
     fingerprint: &'a str,
+    /// Set when `stack` was cut to keep the line under `MAX_LINE_BYTES`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    stack_truncated: bool,
     #[serde(flatten)]
     request: ClientFields<'a>,
 }
@@ -108,9 +111,37 @@ fn entry_time(ctx: &RequestContext, index: usize) -> SystemTime {
     ctx.received_at + std::time::Duration::from_nanos(index as u64)
 }
 
+/// Loki refuses lines over `max_line_size` (256 KB by default). Only a
+/// stack of 65 536 multi-byte characters can get an error line near that,
+/// so the stack is what gets cut, and the line says so.
+pub const MAX_LINE_BYTES: usize = 200_000;
+
 pub fn error_record(report: &ErrorReport, index: usize, ctx: &RequestContext) -> LogRecord {
     let fingerprint = fingerprint(report.r#type.as_deref(), &report.message, report.stack.as_deref());
-    let line = to_line(&ErrorLine { kind: "error", report, fingerprint: &fingerprint, request: ClientFields::of(ctx) });
+    let error_line = |report: &ErrorReport, stack_truncated| {
+        to_line(&ErrorLine {
+            kind: "error",
+            report,
+            fingerprint: &fingerprint,
+            stack_truncated,
+            request: ClientFields::of(ctx),
+        })
+    };
+    let mut line = error_line(report, false);
+    if line.len() > MAX_LINE_BYTES {
+        if let Some(stack) = &report.stack {
+            // JSON escaping can make the stack longer in the line than in memory;
+            // cut by the excess measured in the line, plus room for the flag.
+            let excess = line.len() - MAX_LINE_BYTES + 64;
+            let mut keep = stack.len().saturating_sub(excess);
+            while !stack.is_char_boundary(keep) {
+                keep -= 1;
+            }
+            let mut shorter = report.clone();
+            shorter.stack = Some(stack[..keep].to_owned());
+            line = error_line(&shorter, true);
+        }
+    }
     LogRecord {
         kind: RecordKind::Error,
         level: Level::Error,
@@ -168,5 +199,25 @@ pub fn replay_started_record(
             ("user_id", user_id),
             ("fingerprint", None),
         ]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::user_agent::ClientInfo;
+
+    #[test]
+    fn huge_stacks_are_cut_to_fit_loki() {
+        let report: ErrorReport =
+            serde_json::from_value(serde_json::json!({"message": "m", "stack": "𝄞".repeat(65536)})).unwrap();
+        let ctx = RequestContext::new(SystemTime::now(), None, Arc::new(ClientInfo::default()));
+        let record = error_record(&report, 0, &ctx);
+        assert!(record.line.len() <= MAX_LINE_BYTES, "{}", record.line.len());
+        let line: serde_json::Value = serde_json::from_str(&record.line).unwrap();
+        assert_eq!(line["stack_truncated"], true);
+        let small =
+            error_record(&serde_json::from_value(serde_json::json!({"message": "m", "stack": "s"})).unwrap(), 0, &ctx);
+        assert!(!small.line.contains("stack_truncated"));
     }
 }
