@@ -33,7 +33,10 @@ export interface Manifest {
   first_timestamp: number;
   last_timestamp: number;
   duration_ms: number;
+  /** Optional (newer servers): the user id, first URL and start time the server knows for the session. */
   user_id?: string | null;
+  url?: string | null;
+  start?: number | null;
 }
 
 /** A stretch of the session that cannot be shown (absolute ms timestamps). */
@@ -56,6 +59,11 @@ export interface LoaderEvents {
   onGap(gap: Gap): void;
   /** An rrweb custom event with tag `error`, also from skipped parts. */
   onError(mark: ErrorMark): void;
+  /**
+   * An rrweb custom event with tag `identify` (the SDK's `identify(userId)`), also from skipped parts, in
+   * order; `userId` is null when the id was cleared.
+   */
+  onIdentify?(userId: string | null, timestamp: number): void;
   /** Everything up to `timestamp` has been handed on (or is a known gap). */
   onProgress(timestamp: number): void;
   /** A failure no retry can fix (the token stopped working): loading stops. */
@@ -145,8 +153,12 @@ export async function loadSession(
 
     let events = fetched.events;
     for (const event of events) {
-      if (event.type === EventType.Custom && event.data?.tag === 'error') {
+      if (event.type !== EventType.Custom) continue;
+      if (event.data?.tag === 'error') {
         on.onError({ timestamp: event.timestamp, message: errorMessage(event.data?.payload) });
+      } else if (event.data?.tag === 'identify' && on.onIdentify) {
+        const userId: unknown = event.data?.payload?.user_id;
+        on.onIdentify(typeof userId === 'string' && userId !== '' ? userId : null, event.timestamp);
       }
     }
     if (needFullSnapshot) {

@@ -97,6 +97,8 @@ class Replay {
   private skip = true;
   private readonly gaps: Gap[] = [];
   private errorNoticeUntil = 0;
+  /** The user id of the latest `identify` custom event loaded so far. */
+  private identified: string | null = null;
 
   constructor(
     private readonly manifest: Manifest,
@@ -129,6 +131,11 @@ class Replay {
           this.controls.showGap(gap);
         },
         onError: (mark) => this.controls.addError(mark, (timestamp) => this.seek(timestamp)),
+        onIdentify: (userId) => {
+          if (userId === null) return;
+          this.identified = userId;
+          this.showUser();
+        },
         onProgress: (timestamp) => {
           this.loadedUntil = timestamp;
           this.controls.setLoaded(timestamp);
@@ -151,19 +158,31 @@ class Replay {
     requestAnimationFrame(() => this.tick());
   }
 
+  /**
+   * The session's details. Each comes from the manifest when the server sends it (newer servers send `user_id`,
+   * `url` and `start`), else from what the sessions page knew, else from the recording itself.
+   */
   private showDetails(firstEvents: RrwebEvent[] | null): void {
     const known = recallSession(sessionId);
     const meta = firstEvents?.find((e) => e.type === EventType.Meta);
     byId('info-id').textContent = sessionId;
-    byId('info-start').textContent = formatDateTime(this.first);
+    const start = validTime(this.manifest.start) ?? this.first;
+    byId('info-start').textContent = formatDateTime(start);
     byId('info-duration').textContent = formatDuration(this.manifest.duration_ms ?? this.last - this.first);
-    const url = (typeof meta?.data?.href === 'string' && meta.data.href) || known.url || '';
+    const url = text(this.manifest.url) ?? text(meta?.data?.href) ?? text(known.url) ?? '';
     const urlCell = byId('info-url');
     urlCell.textContent = url || '—';
     urlCell.title = url;
-    byId('info-user').textContent = this.manifest.user_id ?? known.user_id ?? '—';
+    this.showUser();
     byId('info-chunks').textContent = String(this.manifest.chunks.length);
     byId('replay').hidden = false;
+  }
+
+  /** The user id: the manifest's, else the listing's, else the latest `identify` in the events loaded so far. */
+  private showUser(): void {
+    const user = text(this.manifest.user_id) ?? text(recallSession(sessionId).user_id) ?? this.identified ?? '—';
+    const cell = byId('info-user');
+    if (cell.textContent !== user) cell.textContent = user;
   }
 
   private append(events: RrwebEvent[]): void {
@@ -325,6 +344,16 @@ class Replay {
     }
     requestAnimationFrame(() => this.tick());
   }
+}
+
+/** A non-empty string, else undefined. */
+function text(value: unknown): string | undefined {
+  return typeof value === 'string' && value !== '' ? value : undefined;
+}
+
+/** A plausible ms timestamp, else undefined. */
+function validTime(value: unknown): number | undefined {
+  return typeof value === 'number' && Number.isFinite(value) && value > 0 ? value : undefined;
 }
 
 function stageSize(): { width: number; height: number } {

@@ -1,5 +1,6 @@
-// What the sessions page knows about a session (start, first URL, user id)
-// that the manifest does not carry, handed to the player page in this tab.
+// What the sessions page knows about a session (start, first URL, user id),
+// handed to the player page in this tab: a fallback for a manifest that does
+// not carry them (its `start`, `url`, `user_id` are optional).
 
 export interface SessionInfo {
   start?: number;

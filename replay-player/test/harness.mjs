@@ -51,7 +51,9 @@ export function fixtureChunks() {
  * A session as the stub serves it. `chunks[i]` is `{ seq, events, gzip }`;
  * `fail(seq, attempt)` may answer instead: 'missing' (404), 'reset'
  * (connection dropped) or undefined (serve it); `gate(seq)` may return a
- * promise the answer waits for.
+ * promise the answer waits for; `manifestExtra` is merged into the manifest
+ * (the optional `user_id`, `url`, `start`; the test may change it between
+ * visits).
  */
 export function session(id, chunks, extra = {}) {
   return {
@@ -60,6 +62,7 @@ export function session(id, chunks, extra = {}) {
     fail: () => undefined,
     gate: () => null,
     userId: null,
+    manifestExtra: {},
     ...extra,
   };
 }
@@ -74,7 +77,7 @@ export function manifestOf(s) {
   }));
   const first = Math.min(...chunks.map((c) => c.first_timestamp));
   const last = Math.max(...chunks.map((c) => c.last_timestamp));
-  return { session_id: s.id, chunks, first_timestamp: first, last_timestamp: last, duration_ms: last - first };
+  return { session_id: s.id, chunks, first_timestamp: first, last_timestamp: last, duration_ms: last - first, ...s.manifestExtra };
 }
 
 /** Starts the observer binary (pages) and the stub API on one origin. */

@@ -34,6 +34,20 @@ const full = session('fixture-full-0001', chunks, {
 // Chunk 2 is gone: the player must keep the last frame and resume at
 // chunk 3's full snapshot.
 const gap = session('fixture-gap-0002', chunks, { fail: (seq) => (seq === 2 ? 'missing' : undefined) });
+// The SDK's identify(userId) recorded as rrweb custom events: one in chunk 1,
+// a later one in chunk 3, a cleared one (null) in chunk 4. Neither the
+// listing nor (at first) the manifest knows the user. Chunks from seq 2 on
+// wait until the test releases them.
+let releaseIdentified;
+const identifiedReleased = new Promise((ok) => (releaseIdentified = ok));
+const identified = session(
+  'fixture-identify-0004',
+  chunks.map((chunk, seq) => {
+    const user = { 1: 'user-early', 3: 'user-from-recording', 4: null }[seq];
+    return user === undefined ? chunk : { events: withIdentify(chunk.events, user) };
+  }),
+  { gate: (seq) => (seq >= 2 ? identifiedReleased : null) },
+);
 // A recording that tries to run script in the viewer's browser, and loads
 // resources from the recorded site's origin (made once that server runs).
 let hostile;
@@ -55,7 +69,7 @@ before(async () => {
   await new Promise((ok) => siteServer.listen(0, '127.0.0.1', ok));
   site.port = siteServer.address().port;
   hostile = session('fixture-hostile-0003', [withHostileNodes(chunks[0].events), chunks[1]]);
-  harness = await startHarness([full, gap, hostile]);
+  harness = await startHarness([full, gap, hostile, identified]);
   browser = await chromium.launch({ executablePath: chromiumPath(), headless: true, args: CHROMIUM_ARGS });
   mkdirSync(artifacts, { recursive: true });
 });
@@ -189,6 +203,35 @@ test('unknown sessions and malformed ids get a clear 404', async () => {
   await page.context().close();
 });
 
+test('the user id: from identify events while loading, from the manifest when the server sends one', async () => {
+  let page = await openPage(`/replay/${identified.id}?token=${VIEWER_TOKEN}`);
+  await replayFrameWith(page, RECORDED_TEXT);
+  const user = page.locator('#info-user');
+  // Chunks 0 and 1 are in: the identify event in chunk 1 is known.
+  await page.waitForFunction(() => document.getElementById('info-user').textContent === 'user-early', null, { timeout: 10_000 });
+  releaseIdentified();
+  // The latest identify wins; one that clears the id (null) does not blank it.
+  await page.waitForFunction(() => document.getElementById('info-user').textContent === 'user-from-recording', null, { timeout: 15_000 });
+  // Chunk 4 holds the cleared identify next to the recording's error: once its marker is drawn, both were read.
+  await page.locator('[data-testid=error-marker]').waitFor({ timeout: 15_000 });
+  assert.deepEqual(served(identified.id).sort(), [0, 1, 2, 3, 4, 5]);
+  assert.equal(await user.innerText(), 'user-from-recording');
+  assert.match(await page.locator('#info-url').innerText(), /^http:\/\/127\.0\.0\.1:\d+\/$/, 'first URL from the first Meta event');
+  await page.context().close();
+
+  // A server that knows the user, first URL and start sends them with the manifest: they win.
+  identified.manifestExtra = { user_id: 'user-from-manifest', url: 'https://shop.example/landing', start: Date.UTC(2030, 0, 2, 12) };
+  page = await openPage(`/replay/${identified.id}?token=${VIEWER_TOKEN}`);
+  await replayFrameWith(page, RECORDED_TEXT);
+  assert.equal(await page.locator('#info-user').innerText(), 'user-from-manifest');
+  assert.equal(await page.locator('#info-url').innerText(), 'https://shop.example/landing');
+  assert.match(await page.locator('#info-start').innerText(), /2030/);
+  await page.waitForTimeout(500);
+  assert.equal(await page.locator('#info-user').innerText(), 'user-from-manifest', 'identify events do not override the manifest');
+  await page.context().close();
+  identified.manifestExtra = {};
+});
+
 test('nothing in a recording can run script in the viewer, but its images and styles render', async () => {
   const page = await openPage(`/replay/${hostile.id}?token=${VIEWER_TOKEN}`);
   const frame = await replayFrameWith(page, 'hostile-marker-text');
@@ -210,8 +253,8 @@ test('the sessions page lists sessions newest first with paging and asks for a t
   assert.ok(!page.url().includes('token='));
   assert.equal(await rows.count(), 2);
   await page.locator('#more').click();
-  await rows.nth(2).waitFor();
-  assert.equal(await rows.count(), 3);
+  await rows.nth(3).waitFor();
+  assert.equal(await rows.count(), 4);
   assert.ok(await page.locator('#more').isHidden());
   assert.equal(await rows.first().locator('a').getAttribute('href'), `/replay/${full.id}`);
   assert.match(await rows.first().innerText(), /user-42/);
@@ -291,4 +334,11 @@ function withHostileNodes(events) {
     element('link', { rel: 'stylesheet', href: `http://localhost:${site.port}/site.css` }),
   );
   return { events: copy };
+}
+
+/** A chunk's events with an SDK identify custom event after the first one (`user` null: the id was cleared). */
+function withIdentify(events, user) {
+  const copy = structuredClone(events);
+  copy.splice(1, 0, { type: 5, timestamp: copy[0].timestamp, data: { tag: 'identify', payload: { user_id: user } } });
+  return copy;
 }

@@ -20,7 +20,7 @@ import { BatchQueue } from './queue';
 import { ReplayOutbox } from './replay/outbox';
 import { DEFAULT_RECORDER_SETTINGS, Recorder } from './replay/recorder';
 import type { RecordFn } from './replay/types';
-import { Session } from './session';
+import { HANDOVER_MS, HEARTBEAT_MS, Session } from './session';
 import { Spill } from './spill';
 import { safeStore } from './storage';
 import { createFetchPost, type Post } from './transport';
@@ -62,12 +62,23 @@ export class Client {
     const tab = safeStore(() => win.sessionStorage);
     const browser = safeStore(() => win.localStorage);
     if (!tab.persistent) this.log.debug('sessionStorage unavailable: session and replay continuity limited to this page');
-    this.session = new Session(tab, browser, { sampleRate: settings.replay.sampleRate });
+    this.session = new Session(tab, browser, {
+      sampleRate: settings.replay.sampleRate,
+      pageStart: pageStartTime(win),
+      discarded: (win.document as Document & { wasDiscarded?: boolean }).wasDiscarded === true,
+    });
     this.spill = new Spill(tab);
     const post = deps.post || createFetchPost(win.fetch ? win.fetch.bind(win) : undefined);
     const keyQuery = settings.key ? `?key=${encodeURIComponent(settings.key)}` : '';
-    this.errors = new BatchQueue<ErrorReport>('errors', { post, url: `${settings.endpoint}/api/observer/errors${keyQuery}`, log: this.log });
-    this.events = new BatchQueue<AnalyticsEvent>('events', { post, url: `${settings.endpoint}/api/observer/events${keyQuery}`, log: this.log });
+    // Nothing leaves with a provisional session id: a pending start settles before the first batch is taken.
+    const beforeSend = () => this.settleSession();
+    this.errors = new BatchQueue<ErrorReport>('errors', { post, url: `${settings.endpoint}/api/observer/errors${keyQuery}`, log: this.log, beforeSend });
+    this.events = new BatchQueue<AnalyticsEvent>('events', { post, url: `${settings.endpoint}/api/observer/events${keyQuery}`, log: this.log, beforeSend });
+    this.session.onAdopt = (from, to) => {
+      const restamp = <T extends { session_id?: string }>(item: T): T => (item.session_id === from ? { ...item, session_id: to } : item);
+      this.errors.update(restamp);
+      this.events.update(restamp);
+    };
     this.outbox = new ReplayOutbox({ post, endpoint: settings.endpoint, key: settings.key, log: this.log, spill: this.spill });
   }
 
@@ -76,7 +87,10 @@ export class Client {
     const { settings, session } = this;
     // What a previous page of this tab could not send goes first.
     this.reclaimSpill();
-    this.log.debug(`session ${session.id}, visitor ${session.visitorId}, replay ${settings.replay.enabled && session.sampled ? 'recorded' : 'off'}`);
+    this.log.debug(
+      `session ${session.id}${session.isPending ? ' (provisional: another page holds the tab\'s session)' : ''}, visitor ${session.visitorId}, replay ${settings.replay.enabled && session.sampled ? 'recorded' : 'off'}`,
+    );
+    this.scheduleSettle();
     if (settings.autoTrack.errors) {
       this.cleanups.push(watchErrors(win, (info) => this.onUncaught(info)));
     }
@@ -108,7 +122,9 @@ export class Client {
         this.log.warn('lifecycle handler failed', e);
       }
     };
+    const beat = guard(() => this.session.heartbeat(doc.visibilityState === 'hidden'));
     const onVisibility = guard(() => {
+      beat();
       if (doc.visibilityState === 'hidden') this.onHide(false);
       else this.reclaimSpill();
     });
@@ -120,7 +136,11 @@ export class Client {
     doc.addEventListener('visibilitychange', onVisibility);
     win.addEventListener('pagehide', onPageHide);
     win.addEventListener('pageshow', onPageShow);
+    // The live mark's heartbeat (browsers slow this down in hidden pages and stop it in the back/forward cache).
+    beat();
+    const heartbeat = setInterval(beat, HEARTBEAT_MS);
     this.cleanups.push(() => {
+      clearInterval(heartbeat);
       doc.removeEventListener('visibilitychange', onVisibility);
       win.removeEventListener('pagehide', onPageHide);
       win.removeEventListener('pageshow', onPageShow);
@@ -133,6 +153,7 @@ export class Client {
    * later, it takes the spill back and sends it normally.
    */
   private onHide(leaving: boolean): void {
+    this.settleSession();
     this.firePendingPageView();
     if (this.recorder) this.recorder.seal();
     const errors = this.errors.drainForHide(this.budget);
@@ -150,10 +171,31 @@ export class Client {
 
   /** Back from the back/forward cache: this page continues (or, if another page took over, starts) the session. */
   private onRestore(): void {
-    if (this.session.claim()) this.log.debug(`session ${this.session.id} (new after restore)`);
+    const claimed = this.session.claim();
+    if (claimed !== 'continued') this.log.debug(`session ${this.session.id} (${claimed} after restore)`);
+    this.scheduleSettle();
     this.reclaimSpill();
     if (this.recorder) this.recorder.takeFullSnapshot();
     if (this.settings.autoTrack.pageViews) this.trackPageView(this.deps.win.document.referrer);
+  }
+
+  /** A pending session start settles at the latest {@link HANDOVER_MS} after it began. */
+  private scheduleSettle(): void {
+    if (!this.session.isPending) return;
+    setTimeout(() => {
+      try {
+        this.settleSession();
+      } catch (e) {
+        this.log.warn('session settle failed', e);
+      }
+    }, HANDOVER_MS);
+  }
+
+  /** Ends a pending session start (see session.ts): continue the previous page's session if it was released. */
+  private settleSession(): void {
+    if (!this.session.isPending) return;
+    const continued = this.session.settle();
+    this.log.debug(continued ? `session ${this.session.id} continued (the previous page released it late)` : `session ${this.session.id} (new: another page holds the tab's session)`);
   }
 
   private reclaimSpill(): void {
@@ -237,6 +279,7 @@ export class Client {
   identify(userId: unknown): void {
     const id = userId === null || userId === undefined || userId === '' ? undefined : truncate(String(userId), LIMITS.userId);
     this.session.setUser(id);
+    if (this.recorder) this.recorder.addIdentify(id);
     this.log.debug(id ? `identified as ${id}` : 'user id cleared');
   }
 
@@ -293,6 +336,7 @@ export class Client {
   async flush(): Promise<boolean> {
     try {
       this.firePendingPageView();
+      this.settleSession();
       await this.recorderReady;
       if (this.recorder) this.recorder.seal();
       const results = await Promise.all([this.errors.flush(), this.events.flush(), this.outbox.flush()]);
@@ -301,5 +345,18 @@ export class Client {
       this.log.warn('flush failed', e);
       return false;
     }
+  }
+}
+
+/** When this page started loading, in ms since the epoch (the clock `Date.now()` uses). */
+function pageStartTime(win: Window): number {
+  const now = Date.now();
+  try {
+    // performance.now() counts from the navigation start; `performance.timeOrigin` can drift from Date.now().
+    const perf = win.performance;
+    const elapsed = perf && typeof perf.now === 'function' ? perf.now() : 0;
+    return elapsed > 0 && elapsed < now ? now - elapsed : now;
+  } catch {
+    return now;
   }
 }

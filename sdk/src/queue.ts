@@ -36,6 +36,8 @@ export interface QueueDeps {
   url: string;
   log: Logger;
   random?: () => number;
+  /** Called before queued items are taken for sending (the session may settle and re-stamp them, see `update`). */
+  beforeSend?: () => void;
 }
 
 interface Entry<T> {
@@ -98,6 +100,27 @@ export class BatchQueue<T extends { timestamp?: number }> {
     this.schedule();
   }
 
+  /**
+   * Replaces queued items that have not been sent yet with `fn(item)` (when it returns another object): a pending
+   * session start that turned out to continue the previous page's session re-stamps its session id this way.
+   */
+  update(fn: (item: T) => T): void {
+    this.entries = this.entries.map((entry) => {
+      const item = fn(entry.item);
+      if (item === entry.item) return entry;
+      const json = JSON.stringify(item);
+      return json === undefined ? entry : { ...entry, item, json, bytes: utf8Length(json) };
+    });
+  }
+
+  private beforeSend(): void {
+    try {
+      if (this.deps.beforeSend) this.deps.beforeSend();
+    } catch (e) {
+      this.deps.log.warn(`${this.name}: preparing a send failed`, e);
+    }
+  }
+
   /** Puts items back at the front (items restored from a previous page's spill). */
   restore(items: readonly T[]): void {
     if (items.length === 0) return;
@@ -150,6 +173,7 @@ export class BatchQueue<T extends { timestamp?: number }> {
     this.clearTimers();
     if (this.inflight) return this.inflight;
     if (this.entries.length === 0) return Promise.resolve(true);
+    this.beforeSend();
     const batch = takeBatch(this.entries, this.settings.maxItems, this.settings.maxBatchBytes);
     this.entries = this.entries.slice(batch.length);
     const done = this.deps
@@ -232,6 +256,7 @@ export class BatchQueue<T extends { timestamp?: number }> {
    */
   drainForHide(budget: KeepaliveBudget): T[] {
     this.clearTimers();
+    if (this.entries.length > 0) this.beforeSend();
     const batches: Array<Array<Entry<T>>> = [];
     let rest = this.entries;
     while (rest.length > 0) {

@@ -79,6 +79,15 @@ export function settle(rounds = 5): Promise<void> {
   return p;
 }
 
+/** Lets the event loop turn until `condition()` holds (gzip with CompressionStream takes real time); fails after `maxRounds`. */
+export async function until(condition: () => boolean, maxRounds = 2000): Promise<void> {
+  for (let i = 0; i < maxRounds; i++) {
+    if (condition()) return;
+    await new Promise<void>((r) => setImmediate(r));
+  }
+  throw new Error('condition not reached');
+}
+
 export function bodyText(body: Body): string {
   return typeof body === 'string' ? body : new TextDecoder().decode(body);
 }

@@ -5,7 +5,7 @@ import { KeepaliveBudget } from '../src/keepalive';
 import { chunkUrl, ReplayOutbox, type Chunk } from '../src/replay/outbox';
 import { Spill } from '../src/spill';
 import { memoryStore, safeStore } from '../src/storage';
-import { FakeStorage, fakeLogger, fakePost, settle } from './helpers';
+import { FakeStorage, fakeLogger, fakePost, settle, until } from './helpers';
 
 const events = (n: number, pad = 0) => JSON.stringify(Array.from({ length: n }, (_, i) => ({ type: 3, timestamp: 1000 + i, data: { pad: 'x'.repeat(pad) } })));
 const chunk = (seq: number, n = 2, pad = 0): Chunk => ({ sid: 'session-1', seq, json: events(n, pad) });
@@ -56,12 +56,13 @@ test('a failed chunk is retried with the same content and seq before later chunk
   const post = fakePost([{ ok: false, retry: true, status: 503, retryAfterMs: 5000 }]);
   const box = outbox(post);
   box.add(chunk(0));
-  await settle(10);
+  // Gzipped, sent, answered 503: the retry waits for its timer.
+  await until(() => box['retryTimer'] !== undefined);
   box.add(chunk(1));
   await settle(10);
   assert.equal(post.calls.length, 1);
   t.mock.timers.tick(5000);
-  await settle(20);
+  await until(() => post.calls.length === 3);
   assert.deepEqual(post.calls.map((c) => seqOf(c.url)), [0, 0, 1]);
   assert.deepEqual(post.calls[0].body, post.calls[1].body);
 });
@@ -104,7 +105,7 @@ test('a chunk whose request is in flight at hide is also spilled, and forgotten 
   );
   const box = outbox(post as never, { spill });
   box.add(chunk(0));
-  await settle(10); // gzipped and sent, waiting for the answer
+  await until(() => box['currentSent'] === true); // gzipped and sent, waiting for the answer
   const spilled = box.drainForHide(new KeepaliveBudget());
   assert.deepEqual(spilled.map((c) => c.q), [0]);
   assert.ok(spilled[0].g, 'kept as base64 gzip');

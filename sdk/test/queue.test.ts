@@ -206,3 +206,29 @@ test('restore puts spilled items in front', async (t) => {
   await q.flush();
   assert.deepEqual(sent(post), [['m0', 'm1', 'm2']]);
 });
+
+test('beforeSend runs before a batch is taken and may re-stamp queued items with update()', async () => {
+  const post = fakePost();
+  let q!: BatchQueue<Item>;
+  let calls = 0;
+  q = new BatchQueue<Item>('events', {
+    post,
+    url: 'u',
+    log: fakeLogger(),
+    beforeSend: () => {
+      calls++;
+      q.update((i) => (i.message === 'm1' ? { ...i, message: 'restamped' } : i));
+    },
+  });
+  q.push(item(1));
+  q.push(item(2));
+  assert.equal(await q.flush(), true);
+  assert.deepEqual(sent(post), [['restamped', 'm2']]);
+  assert.equal(calls, 1);
+  // On hide too, before the keepalive batches are cut.
+  q.push(item(1));
+  q.drainForHide(new KeepaliveBudget());
+  await settle();
+  assert.deepEqual(sent(post)[1], ['restamped']);
+  assert.equal(calls, 2);
+});

@@ -107,3 +107,43 @@ test('no rrweb (core build without window.rrweb): not recording, nothing throws'
   });
   assert.equal(s.recorder.recording, false);
 });
+
+test('identify becomes an rrweb custom event tagged "identify" with {user_id}; repeats are recorded once', async () => {
+  const s = setup();
+  await s.recorder.start(async () => s.record);
+  s.recorder.addIdentify('user-42');
+  s.recorder.addIdentify('user-42');
+  s.recorder.addIdentify(undefined);
+  assert.deepEqual(s.custom, [
+    ['identify', { user_id: 'user-42' }],
+    ['identify', { user_id: null }],
+  ]);
+});
+
+test('identify before rrweb takes custom events waits for the first full snapshot', async () => {
+  const s = setup();
+  let recording = false;
+  s.record.addCustomEvent = (tag, payload) => {
+    if (!recording) throw new Error('please add custom event after start recording');
+    s.custom.push([tag, payload]);
+  };
+  // Called while rrweb is still loading, then again (the latest wins).
+  s.recorder.addIdentify('first');
+  s.recorder.addIdentify('user-7');
+  await s.recorder.start(async () => s.record);
+  s.recorder.addIdentify('user-7');
+  assert.deepEqual(s.custom, []);
+  // rrweb's init: Meta + FullSnapshot emitted, then it counts as recording.
+  s.emit(ev(4));
+  s.emit(ev(2));
+  recording = true;
+  await Promise.resolve();
+  assert.deepEqual(s.custom, [['identify', { user_id: 'user-7' }]]);
+});
+
+test('identify with a long id is cut to the user id limit', async () => {
+  const s = setup();
+  await s.recorder.start(async () => s.record);
+  s.recorder.addIdentify('u'.repeat(1000));
+  assert.equal((s.custom[0][1] as { user_id: string }).user_id.length, 256);
+});

@@ -38,8 +38,18 @@ export interface ReplayErrorPayload {
   stack?: string;
 }
 
+/** The payload of the rrweb custom event (tag `identify`) that records `identify(userId)` in the replay. */
+export interface ReplayIdentifyPayload {
+  /** null: the user id was cleared. */
+  user_id: string | null;
+}
+
 export class Recorder {
   private parts: string[] = [];
+  /** An `identify` that came before rrweb could take custom events; added after its first full snapshot. */
+  private pendingIdentify: ReplayIdentifyPayload | undefined;
+  /** The last user id recorded on this page (repeated `identify` calls with the same id are recorded once). */
+  private identified: string | null | undefined;
   private chars = 0;
   private timer: ReturnType<typeof setTimeout> | undefined;
   private timerDue = 0;
@@ -88,6 +98,8 @@ export class Recorder {
       if (isCheckout && event.type === EVENT_META) this.seal();
       const json = JSON.stringify(event);
       if (json === undefined) return;
+      // rrweb takes custom events only once its first snapshot is done (right after this emit returns).
+      if (event.type === EVENT_FULL_SNAPSHOT && this.pendingIdentify) Promise.resolve().then(() => this.addPendingIdentify());
       this.parts.push(json);
       this.chars += json.length + 1;
       if (this.chars >= this.settings.maxChunkChars) {
@@ -130,6 +142,30 @@ export class Recorder {
       this.record.addCustomEvent('error', data);
     } catch {
       // rrweb refuses custom events before its first snapshot (page still loading): the error is still reported.
+    }
+  }
+
+  /**
+   * Records `identify(userId)` in the replay (rrweb custom event, tag `identify`, payload `{user_id}`), so a
+   * player can tell who the session belongs to from the recording. Before rrweb takes custom events (the page
+   * is still loading) the latest call waits for the first full snapshot.
+   */
+  addIdentify(userId: string | undefined): void {
+    const payload: ReplayIdentifyPayload = { user_id: userId === undefined ? null : truncate(userId, LIMITS.userId) };
+    if (payload.user_id === this.identified) return;
+    this.pendingIdentify = payload;
+    this.addPendingIdentify();
+  }
+
+  private addPendingIdentify(): void {
+    const payload = this.pendingIdentify;
+    if (!payload || !this.record || !this.record.addCustomEvent || !this.recording) return;
+    try {
+      this.record.addCustomEvent('identify', payload);
+      this.identified = payload.user_id;
+      this.pendingIdentify = undefined;
+    } catch {
+      // Not recording yet (rrweb throws before its first snapshot): it stays pending until then.
     }
   }
 

@@ -30,6 +30,18 @@ const FORM = `<h1>Checkout</h1><p class="visible">Visible paragraph content</p>
 <button id="buy" onclick="Observer.track('buy_clicked', { plan: 'pro' }); Observer.identify('user-42')">Buy</button>
 <div class="secret">Secret account 12345</div><a id="next" href="/app/page2.html">next</a>`;
 
+const GHOST_SESSION = 'ghostSessionLatePagehide';
+const HELD_SESSION = 'ghostSessionHeldElsewhere';
+
+/** A head script standing in for another page of the tab that holds the session (fresh heartbeat, seq 7, user-7). */
+function ghostPage({ id, releaseAfterMs }) {
+  const record = { id, seq: 7, sampled: true, uid: 'user-7', live: 'the-other-page', beat: '__NOW__' };
+  const release = releaseAfterMs
+    ? `setTimeout(() => { const r = JSON.parse(sessionStorage.getItem('observer.session')); r.seq = 8; delete r.live; delete r.beat; sessionStorage.setItem('observer.session', JSON.stringify(r)); }, ${releaseAfterMs});`
+    : '';
+  return `<script>sessionStorage.setItem('observer.session', ${JSON.stringify(JSON.stringify(record))}.replace('"__NOW__"', String(Date.now())));${release}</script>`;
+}
+
 function bigText() {
   // Random text compresses badly: its full snapshot cannot fit the 64 KiB keepalive budget.
   let s = '';
@@ -52,6 +64,13 @@ before(async () => {
         head: `<script>for (const k of ['sessionStorage', 'localStorage']) Object.defineProperty(window, k, { get() { throw new DOMException('denied', 'SecurityError'); } });</script>`,
       }),
     '/app/unsampled.html': () => page('Unsampled', '<p>not recorded</p>', { init: { replay: { sampleRate: 0 } } }),
+    // The previous page of this tab is still live when this page's script runs (its pagehide runs late, as with
+    // the back/forward cache or a process swap): its fresh mark is released 400 ms later.
+    '/app/late-pagehide.html': () => page('Late pagehide', '<p>after a late pagehide</p>', { head: ghostPage({ id: GHOST_SESSION, releaseAfterMs: 400 }) }),
+    // ...or never: the mark of a page that goes on running (what a duplicated tab's copy of sessionStorage shows).
+    '/app/held.html': () => page('Held', '<p>held by another page</p>', { head: ghostPage({ id: HELD_SESSION }) }),
+    // What sessionStorage held before the SDK ran (to see the copy a window opened with window.open gets).
+    '/app/probe.html': () => page('Probe', '<p>opened window</p>', { head: `<script>window.__before = sessionStorage.getItem('observer.session');</script>` }),
   };
   site = createServer((req, res) => {
     const path = new URL(req.url, 'http://x').pathname;
@@ -142,6 +161,10 @@ test('records, tracks and reports across SPA navigation and a full page load, on
   const marks = all.filter((e) => e.type === 5 && e.data.tag === 'error').map((e) => e.data.payload);
   assert.ok(marks.some((m) => m.message === 'boom from test' && m.type === 'TypeError' && typeof m.stack === 'string'), 'error marked in the replay');
   assert.ok(chunks.some((c) => c.userId === 'user-42'), 'user_id on chunks after identify');
+  const identified = all.filter((e) => e.type === 5 && e.data.tag === 'identify');
+  assert.deepEqual(identified.map((e) => e.data.payload), [{ user_id: 'user-42' }], 'identify recorded in the replay');
+  const identifiedIn = chunks.find((c) => c.events.includes(identified[0]));
+  assert.equal(identifiedIn.userId, 'user-42', 'the chunk holding the identify event carries user_id');
 
   // Errors.
   const errors = state.errors.filter((e) => e.session_id === sid);
@@ -240,4 +263,69 @@ test('sampled out: events, no replay', async () => {
   await context.close();
   assert.ok(observer.state.events.some((e) => e.session_id === sid && e.type === 'page_view'));
   assert.equal(chunksOf(sid).length, 0);
+});
+
+test("the previous page's pagehide runs after this page started: the session continues once it is released", async () => {
+  const { context, page: p, pageErrors } = await openPage();
+  await p.goto(siteUrl('/app/late-pagehide.html'));
+  await p.waitForTimeout(700);
+  assert.equal(await p.evaluate(() => Observer.flush()), true);
+  const record = await p.evaluate(() => JSON.parse(sessionStorage.getItem('observer.session')));
+  await context.close();
+  assert.equal(record.id, GHOST_SESSION);
+  assert.equal(typeof record.live, 'string');
+  assert.ok(record.beat > 0);
+  const view = observer.state.events.find((e) => e.type === 'page_view' && /late-pagehide/.test(e.url));
+  assert.equal(view.session_id, GHOST_SESSION, 'the page view queued while pending was re-stamped');
+  assert.equal(view.user_id, 'user-7');
+  const chunks = chunksOf(GHOST_SESSION);
+  assert.ok(chunks.length > 0);
+  assert.equal(chunks[0].seq, 8, "numbered after the previous page's last chunk");
+  assert.deepEqual(chunks.map((c) => c.seq), chunks.map((_, i) => 8 + i));
+  assert.deepEqual(observer.state.conflicts, []);
+  assert.deepEqual(pageErrors, []);
+});
+
+test('a session held by a page that keeps running is not continued', async () => {
+  const { context, page: p } = await openPage();
+  await p.goto(siteUrl('/app/held.html'));
+  await p.waitForTimeout(300);
+  assert.equal(await p.evaluate(() => Observer.flush()), true);
+  const record = await p.evaluate(() => JSON.parse(sessionStorage.getItem('observer.session')));
+  await context.close();
+  assert.notEqual(record.id, HELD_SESSION);
+  const view = observer.state.events.find((e) => e.type === 'page_view' && /held\.html/.test(e.url));
+  assert.equal(view.session_id, record.id);
+  assert.equal(view.user_id, 'user-7', 'a duplicate keeps the user id of the tab it was copied from');
+  assert.equal(chunksOf(HELD_SESSION).length, 0);
+  assert.equal(chunksOf(record.id)[0].seq, 0);
+});
+
+test('a window opened with window.open (a copy of sessionStorage, both pages alive) records its own session', async () => {
+  const { context, page: opener } = await openPage();
+  await opener.goto(siteUrl('/app/page2.html'));
+  await opener.waitForTimeout(1500);
+  const [popup] = await Promise.all([context.waitForEvent('page'), opener.evaluate(() => void window.open('/app/probe.html'))]);
+  await popup.waitForLoadState('load');
+  await popup.waitForTimeout(300);
+  const openerSid = await opener.evaluate(() => JSON.parse(sessionStorage.getItem('observer.session')).id);
+  const copied = await popup.evaluate(() => window.__before && JSON.parse(window.__before));
+  assert.equal(copied && copied.id, openerSid, 'the opened window started with a copy of the opener\'s session record');
+  assert.equal(typeof copied.live, 'string', '...marked live by the opener');
+  assert.deepEqual(await Promise.all([opener.evaluate(() => Observer.flush()), popup.evaluate(() => Observer.flush())]), [true, true]);
+  const popupSid = await popup.evaluate(() => JSON.parse(sessionStorage.getItem('observer.session')).id);
+  // Both keep recording after the split.
+  await opener.evaluate(() => document.body.append('more on the opener'));
+  await popup.evaluate(() => document.body.append('more on the popup'));
+  await opener.waitForTimeout(200);
+  assert.deepEqual(await Promise.all([opener.evaluate(() => Observer.flush()), popup.evaluate(() => Observer.flush())]), [true, true]);
+  await context.close();
+  assert.notEqual(popupSid, openerSid);
+  for (const sid of [openerSid, popupSid]) {
+    const chunks = chunksOf(sid);
+    assert.deepEqual(chunks.map((c) => c.seq), chunks.map((_, i) => i), `contiguous seqs for ${sid}`);
+  }
+  assert.ok(chunksOf(popupSid).some((c) => c.text.includes('opened window')), 'the popup recorded into its own session');
+  assert.ok(!chunksOf(openerSid).some((c) => c.text.includes('opened window')), "nothing of the popup in the opener's session");
+  assert.deepEqual(observer.state.conflicts, []);
 });
