@@ -135,8 +135,10 @@ pub struct Settings {
     #[serde(deserialize_with = "scalar")]
     pub public_url: Option<String>,
 
-    /// Most replay chunks one `GET /api/observer/replays/{id}/events`
-    /// request streams; longer sessions answer 413. [default: 2000]
+    /// Most replay chunks one manifest (`GET /api/observer/replays/{id}`)
+    /// lists, lowest seqs first (`"truncated": true` beyond), and one
+    /// `GET /api/observer/replays/{id}/events` request streams (longer
+    /// sessions answer 413). [default: 2000]
     #[arg(long, env = "OBSERVER_MAX_STREAM_CHUNKS", value_name = "N")]
     #[serde(deserialize_with = "scalar")]
     pub max_stream_chunks: Option<String>,
@@ -163,6 +165,14 @@ pub struct Settings {
     #[arg(long, env = "OBSERVER_REPLAY_CONCURRENCY", value_name = "N")]
     #[serde(deserialize_with = "scalar")]
     pub replay_concurrency: Option<String>,
+
+    /// Replay chunk and session-events reads served at the same time by
+    /// the replay fetch API (each holds up to a few stored chunks in memory
+    /// until its answer is sent). Others wait (up to 10 s, then 503).
+    /// [default: 32]
+    #[arg(long, env = "OBSERVER_FETCH_CONCURRENCY", value_name = "N")]
+    #[serde(deserialize_with = "scalar")]
+    pub fetch_concurrency: Option<String>,
 
     /// Most errors or events in one batch request. [default: 100]
     #[arg(long, env = "OBSERVER_MAX_BATCH_ITEMS", value_name = "N")]
@@ -208,8 +218,17 @@ pub struct Settings {
     #[serde(deserialize_with = "scalar")]
     pub rate_limit_per_ip: Option<String>,
 
-    /// Take the client IP for rate limiting from the left-most
-    /// `X-Forwarded-For` entry. Only enable behind a proxy that sets it.
+    /// Failed viewer authentications (401) allowed per minute per client IP
+    /// on the replay fetch API, as a burst; past it, every fetch request
+    /// from that IP answers 429 until the next failure would be allowed.
+    /// 0 turns the brake off. [default: 10]
+    #[arg(long, env = "OBSERVER_AUTH_FAILURES_PER_MINUTE", value_name = "N")]
+    #[serde(deserialize_with = "scalar")]
+    pub auth_failures_per_minute: Option<String>,
+
+    /// Take the client IP for rate limiting and the auth-failure brake from
+    /// the right-most `X-Forwarded-For` entry (the one the proxy appended).
+    /// Only enable behind a proxy that sets it.
     /// [default: false]
     #[arg(long, env = "OBSERVER_TRUST_FORWARDED_FOR", value_name = "BOOL")]
     #[serde(deserialize_with = "scalar")]
@@ -280,6 +299,7 @@ impl Settings {
             max_replay_body,
             max_replay_decompressed,
             replay_concurrency,
+            fetch_concurrency,
             max_batch_items,
             request_timeout,
             queue_capacity,
@@ -288,6 +308,7 @@ impl Settings {
             loki_batch_bytes,
             loki_batch_wait,
             rate_limit_per_ip,
+            auth_failures_per_minute,
             trust_forwarded_for,
             shutdown_timeout,
             log,
@@ -330,9 +351,13 @@ pub struct Limits {
     pub queue_capacity: usize,
     pub queue_bytes: usize,
     pub rate_limit_per_ip: u32,
+    /// Failed viewer authentications per minute per client IP; 0 = no brake.
+    pub auth_failures_per_minute: u32,
     pub trust_forwarded_for: bool,
-    /// Most chunks one session-events request streams.
+    /// Most chunks one manifest lists and one session-events request streams.
     pub max_stream_chunks: usize,
+    /// Chunk and session-events reads of the fetch API served at once.
+    pub fetch_concurrency: usize,
 }
 
 /// How log records reach Loki.
@@ -607,8 +632,17 @@ impl Config {
             rate_limit_per_ip: parse_count("OBSERVER_RATE_LIMIT_PER_IP", s.rate_limit_per_ip.as_deref(), 0, 0)?
                 .try_into()
                 .map_err(|_| invalid("OBSERVER_RATE_LIMIT_PER_IP", "too large"))?,
+            auth_failures_per_minute: parse_count(
+                "OBSERVER_AUTH_FAILURES_PER_MINUTE",
+                s.auth_failures_per_minute.as_deref(),
+                10,
+                0,
+            )?
+            .try_into()
+            .map_err(|_| invalid("OBSERVER_AUTH_FAILURES_PER_MINUTE", "too large"))?,
             trust_forwarded_for: parse_bool("OBSERVER_TRUST_FORWARDED_FOR", s.trust_forwarded_for.as_deref(), false)?,
             max_stream_chunks: parse_count("OBSERVER_MAX_STREAM_CHUNKS", s.max_stream_chunks.as_deref(), 2000, 1)?,
+            fetch_concurrency: parse_count("OBSERVER_FETCH_CONCURRENCY", s.fetch_concurrency.as_deref(), 32, 1)?,
         };
         if limits.max_replay_decompressed < limits.max_replay_body {
             return Err(invalid(
@@ -694,6 +728,12 @@ mod tests {
             (settings(|s| s.public_url = Some("localhost:8006".into())), "OBSERVER_PUBLIC_URL"),
             (settings(|s| s.public_url = Some("http://h.example/?x=1".into())), "OBSERVER_PUBLIC_URL"),
             (settings(|s| s.max_stream_chunks = Some("0".into())), "OBSERVER_MAX_STREAM_CHUNKS"),
+            (settings(|s| s.fetch_concurrency = Some("0".into())), "OBSERVER_FETCH_CONCURRENCY"),
+            (settings(|s| s.auth_failures_per_minute = Some("-1".into())), "OBSERVER_AUTH_FAILURES_PER_MINUTE"),
+            (
+                settings(|s| s.auth_failures_per_minute = Some("99999999999".into())),
+                "OBSERVER_AUTH_FAILURES_PER_MINUTE",
+            ),
         ];
         for (s, setting) in cases {
             let err = Config::from_settings(&s).unwrap_err().to_string();
@@ -734,6 +774,10 @@ mod tests {
         assert!(c.viewer_tokens.is_empty() && c.share_secret.is_none());
         assert_eq!(c.public_url, "http://localhost:8006");
         assert_eq!(c.limits.max_stream_chunks, 2000);
+        assert_eq!(c.limits.fetch_concurrency, 32);
+        assert_eq!(c.limits.auth_failures_per_minute, 10);
+        let c = Config::from_settings(&settings(|s| s.auth_failures_per_minute = Some("0".into()))).unwrap();
+        assert_eq!(c.limits.auth_failures_per_minute, 0, "0 turns the brake off");
         let c = Config::from_settings(&settings(|s| s.public_url = Some("https://obs.example/base/".into()))).unwrap();
         assert_eq!(c.public_url, "https://obs.example/base");
     }

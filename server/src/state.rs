@@ -11,7 +11,7 @@ use crate::{
     health::Readiness,
     ingest::user_agent::UserAgentParser,
     metrics::Metrics,
-    rate_limit::RateLimiter,
+    rate_limit::{AuthFailureBrake, RateLimiter},
     store::ReplayStore,
 };
 
@@ -37,8 +37,13 @@ pub struct AppState {
     pub readiness: Readiness,
     /// Bounds how many replay chunks are inflated at once (memory).
     pub replay_permits: Arc<tokio::sync::Semaphore>,
+    /// Bounds how many chunk and session-events reads of the fetch API
+    /// are served at once (memory).
+    pub fetch_permits: Arc<tokio::sync::Semaphore>,
     /// `None` when rate limiting is off.
     pub rate_limiter: Option<RateLimiter>,
+    /// Brute-force brake on fetch tokens; `None` when it is off.
+    pub auth_brake: Option<AuthFailureBrake>,
 }
 
 impl AppState {
@@ -55,7 +60,12 @@ impl AppState {
             viewer_tokens: ViewerTokens::new(&config.viewer_tokens),
             share_signer: ShareSigner::new(&share_secret(&config)),
             replay_permits: Arc::new(tokio::sync::Semaphore::new(config.limits.replay_concurrency)),
+            fetch_permits: Arc::new(tokio::sync::Semaphore::new(config.limits.fetch_concurrency)),
             rate_limiter: RateLimiter::new(config.limits.rate_limit_per_ip, config.limits.trust_forwarded_for),
+            auth_brake: AuthFailureBrake::new(
+                config.limits.auth_failures_per_minute,
+                config.limits.trust_forwarded_for,
+            ),
             user_agents: Arc::new(UserAgentParser::new(USER_AGENT_CACHE_ENTRIES)),
             records: Arc::new(queue.clone()),
             queue,

@@ -12,6 +12,8 @@
 //! request learns nothing about whether a session exists: 401
 //! `unauthorized` without a usable token, `token_expired` / `token_invalid`
 //! for a share token that is out of date / not genuine for this session.
+//! They check under the brute-force brake (`rate_limit::auth_failures`):
+//! a client with too many recent 401s gets 429 before its token is read.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -25,6 +27,7 @@ use crate::{
     config::Secret,
     error::{ApiError, Credential, FieldError},
     payload::{ID_RULE, SessionId},
+    rate_limit::auth_failures::braked,
     state::AppState,
 };
 
@@ -99,14 +102,21 @@ fn bearer(headers: &HeaderMap) -> Option<Option<String>> {
     Some(token)
 }
 
-impl FromRequestParts<AppState> for ViewerAccess {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+impl ViewerAccess {
+    /// The token of the request: the `Authorization` header, else `?token=`.
+    fn from_parts(parts: &Parts, state: &AppState) -> Result<ViewerAccess, ApiError> {
         match bearer(&parts.headers) {
             Some(from_header) => ViewerAccess::from_token(state, from_header, true),
             None => ViewerAccess::from_token(state, query_param(parts.uri.query(), "token"), false),
         }
+    }
+}
+
+impl FromRequestParts<AppState> for ViewerAccess {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        braked(state.auth_brake.as_ref(), parts, || ViewerAccess::from_parts(parts, state))
     }
 }
 
@@ -121,23 +131,27 @@ impl FromRequestParts<AppState> for SessionAccess {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let access = ViewerAccess::from_request_parts(parts, state).await?;
+        // Read first, but a path that cannot be read only matters with access.
         let params = RawPathParams::from_request_parts(parts, state)
             .await
-            .map_err(|e| ApiError::invalid_fields(vec![FieldError::new(None, "path", e.body_text())]))?;
-        let raw = params
-            .iter()
-            .find_map(|(name, value)| (name == "session_id").then_some(value))
-            .ok_or_else(|| ApiError::Internal("route has no {session_id}".into()))?;
-        if let ViewerAccess::Share(token) = &access {
-            state.share_signer.verify(token, raw, unix_now()).map_err(|e| match e {
-                ShareError::Expired => ApiError::TokenExpired,
-                ShareError::Invalid => ApiError::TokenInvalid,
-            })?;
-        }
-        let session_id = SessionId::parse(raw)
-            .ok_or_else(|| ApiError::invalid_fields(vec![FieldError::new(None, "session_id", ID_RULE)]))?;
-        Ok(SessionAccess { session_id })
+            .map_err(|e| ApiError::invalid_fields(vec![FieldError::new(None, "path", e.body_text())]));
+        braked(state.auth_brake.as_ref(), parts, || {
+            let access = ViewerAccess::from_parts(parts, state)?;
+            let params = params?;
+            let raw = params
+                .iter()
+                .find_map(|(name, value)| (name == "session_id").then_some(value))
+                .ok_or_else(|| ApiError::Internal("route has no {session_id}".into()))?;
+            if let ViewerAccess::Share(token) = &access {
+                state.share_signer.verify(token, raw, unix_now()).map_err(|e| match e {
+                    ShareError::Expired => ApiError::TokenExpired,
+                    ShareError::Invalid => ApiError::TokenInvalid,
+                })?;
+            }
+            let session_id = SessionId::parse(raw)
+                .ok_or_else(|| ApiError::invalid_fields(vec![FieldError::new(None, "session_id", ID_RULE)]))?;
+            Ok(SessionAccess { session_id })
+        })
     }
 }
 

@@ -3,7 +3,7 @@
 //! | group  | paths                                   | layers                                  |
 //! |--------|-----------------------------------------|-----------------------------------------|
 //! | ingest | `/api/observer/{errors,events,replay-events}` | CORS, origin allow-list, ingest key, rate limit |
-//! | fetch  | `/api/observer/replays…`                | viewer auth (bearer / share token)      |
+//! | fetch  | `/api/observer/replays…`                | viewer auth (bearer / share token), auth-failure brake |
 //! | player | `/replay/…`, `/observer.js`             | CSP, caching                            |
 //! | ops    | `/healthz`, `/readyz`, `/metrics`       | none                                    |
 //!
@@ -76,7 +76,9 @@ pub fn router(state: AppState) -> Router {
             .layer(timeout(&state)));
 
     // Viewer-facing replay fetch API: viewer auth (bearer or share token) in
-    // the handlers' extractor, no CORS (same-origin player only).
+    // the handlers' extractor, which also applies the per-IP brake on failed
+    // authentications (rate_limit::auth_failures); no CORS (same-origin
+    // player only).
     let fetch = Router::new()
         .route("/api/observer/replays",                              replays_fetch::list_sessions())
         .route("/api/observer/replays/{session_id}",                 replays_fetch::get_manifest())

@@ -12,17 +12,26 @@
 //!   `auth::viewer`), checked before the store is touched: 401
 //!   `unauthorized`, `token_expired` or `token_invalid`, whether or not the
 //!   session exists. Then a bad id, seq, limit, cursor or TTL is a 400.
+//!   Too many 401s from one client IP (`OBSERVER_AUTH_FAILURES_PER_MINUTE`)
+//!   and it gets 429 `rate_limited` for a while, valid token or not.
+//! - The manifest lists at most `OBSERVER_MAX_STREAM_CHUNKS` chunks, lowest
+//!   seqs first, with `truncated`, and the `start`, `url` and `user_id` of
+//!   the session's listing entry (see `manifest`).
 //! - Chunks go out as stored (`Content-Encoding: gzip`) when the client
 //!   accepts gzip, else inflated (at most `OBSERVER_MAX_REPLAY_DECOMPRESSED`);
 //!   with `ETag`, `Cache-Control: private, immutable, max-age=31536000`,
-//!   `Vary: Accept-Encoding`; `If-None-Match` → 304.
+//!   `Vary: Accept-Encoding`; `If-None-Match` → 304, decided from the
+//!   chunk's tag alone (S3 `HeadObject`), without downloading it.
 //! - Limits: `limit` 1..=200 (default 50); `events` streams at most
-//!   `OBSERVER_MAX_STREAM_CHUNKS` chunks (else 413); share TTL 60 s..=30 days
-//!   (default 24 h); share request body `OBSERVER_MAX_JSON_BODY`.
+//!   `OBSERVER_MAX_STREAM_CHUNKS` chunks (else 413); chunk and `events` reads
+//!   at once `OBSERVER_FETCH_CONCURRENCY` (see `permits`); share TTL
+//!   60 s..=30 days (default 24 h); share request body `OBSERVER_MAX_JSON_BODY`.
 //! - Statuses: 200, 304, 400, 401, 404 (no chunk / no such chunk), 413, 415,
-//!   503 (store unreachable).
+//!   429 (too many 401s), 503 (store unreachable, no free fetch permit).
 
 mod events;
+mod manifest;
+mod permits;
 mod representation;
 
 use std::time::{Duration, UNIX_EPOCH};
@@ -43,9 +52,11 @@ use crate::{
     error::{ApiError, FieldError, LimitName},
     ingest::decompress::{gunzip_bounded, read_body},
     state::AppState,
-    store::{ChunkInfo, SessionCursor, SessionSummary},
+    store::{SessionCursor, SessionSummary},
 };
-use representation::{NO_STORE, accepts_gzip, chunk_headers, identity_etag, not_modified};
+use manifest::{ManifestResponse, session_entry};
+use permits::{PERMIT_WAIT, fetch_permit, holding};
+use representation::{NO_STORE, accepts_gzip, chunk_headers, has_if_none_match, identity_etag, not_modified};
 
 /// Sessions per listing page: default and most.
 const DEFAULT_PAGE: usize = 50;
@@ -147,55 +158,18 @@ async fn list_recent_sessions(
     Ok(([(header::CACHE_CONTROL, NO_STORE)], Json(body)).into_response())
 }
 
-#[derive(Debug, Serialize)]
-pub struct ManifestResponse {
-    pub session_id: String,
-    pub chunks: Vec<ManifestChunk>,
-    pub first_timestamp: i64,
-    pub last_timestamp: i64,
-    pub duration_ms: i64,
-}
-
-#[derive(Debug, Serialize)]
-pub struct ManifestChunk {
-    pub seq: u32,
-    pub first_timestamp: i64,
-    pub last_timestamp: i64,
-    pub events: u32,
-    pub bytes: u64,
-}
-
-impl ManifestResponse {
-    /// `chunks` is non-empty and ordered by seq.
-    fn new(session_id: String, chunks: &[ChunkInfo]) -> Self {
-        let first_timestamp = chunks.iter().map(|c| c.meta.first_timestamp).min().unwrap_or(0);
-        let last_timestamp = chunks.iter().map(|c| c.meta.last_timestamp).max().unwrap_or(0);
-        let chunks = chunks
-            .iter()
-            .map(|c| ManifestChunk {
-                seq: c.seq,
-                first_timestamp: c.meta.first_timestamp,
-                last_timestamp: c.meta.last_timestamp,
-                events: c.meta.events,
-                bytes: c.bytes,
-            })
-            .collect();
-        let duration_ms = last_timestamp.saturating_sub(first_timestamp).max(0);
-        ManifestResponse { session_id, chunks, first_timestamp, last_timestamp, duration_ms }
-    }
-}
-
 #[tracing::instrument(skip_all, fields(session_id))]
 async fn get_session_manifest(
     State(state): State<AppState>,
     SessionAccess { session_id }: SessionAccess,
 ) -> Result<Response, ApiError> {
     tracing::Span::current().record("session_id", session_id.as_str());
-    let chunks = state.store.list_chunks(&session_id).await?;
-    if chunks.is_empty() {
+    let listing = state.store.list_chunks(&session_id, state.config.limits.max_stream_chunks).await?;
+    if listing.chunks.is_empty() {
         return Err(ApiError::NotFound);
     }
-    let body = ManifestResponse::new(session_id.to_string(), &chunks);
+    let entry = session_entry(state.store.as_ref(), &session_id, &listing.chunks).await;
+    let body = ManifestResponse::new(session_id.to_string(), listing, entry);
     Ok(([(header::CACHE_CONTROL, NO_STORE)], Json(body)).into_response())
 }
 
@@ -219,24 +193,33 @@ async fn get_replay_chunk(
 ) -> Result<Response, ApiError> {
     let seq = parse_seq(&params)?;
     tracing::Span::current().record("session_id", session_id.as_str()).record("seq", seq);
-    let chunk = state.store.get_chunk(&session_id, seq).await?.ok_or(ApiError::NotFound)?;
     let gzip = accepts_gzip(&headers);
-    let etag = if gzip { chunk.etag } else { identity_etag(&chunk.etag) };
-    let mut response = if not_modified(&headers, &etag) {
-        StatusCode::NOT_MODIFIED.into_response()
-    } else if gzip {
-        let mut response = Body::from(chunk.gzip).into_response();
-        response.headers_mut().insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-        response
+    let representation_tag = |stored: &str| if gzip { stored.to_owned() } else { identity_etag(stored) };
+    // A revalidation is answered from the tag alone, without the download.
+    if has_if_none_match(&headers) {
+        let stored = state.store.chunk_etag(&session_id, seq).await?.ok_or(ApiError::NotFound)?;
+        let etag = representation_tag(&stored);
+        if not_modified(&headers, &etag) {
+            let mut response = StatusCode::NOT_MODIFIED.into_response();
+            chunk_headers(response.headers_mut(), &etag);
+            return Ok(response);
+        }
+    }
+    let permit = fetch_permit(&state.fetch_permits, PERMIT_WAIT).await?;
+    let chunk = state.store.get_chunk(&session_id, seq).await?.ok_or(ApiError::NotFound)?;
+    let body = if gzip {
+        Body::from(chunk.gzip)
     } else {
         let pieces = events::gunzip_pieces(chunk.gzip, state.config.limits.max_replay_decompressed);
-        Body::from_stream(futures_util::stream::iter(pieces)).into_response()
+        Body::from_stream(futures_util::stream::iter(pieces))
     };
+    let mut response = holding(body, permit).into_response();
     let out = response.headers_mut();
-    chunk_headers(out, &etag);
-    if response.status() == StatusCode::OK {
-        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if gzip {
+        out.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
+    out.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    chunk_headers(out, &representation_tag(&chunk.etag));
     Ok(response)
 }
 
@@ -246,20 +229,22 @@ async fn stream_events(
     SessionAccess { session_id }: SessionAccess,
 ) -> Result<Response, ApiError> {
     tracing::Span::current().record("session_id", session_id.as_str());
-    let chunks = state.store.list_chunks(&session_id).await?;
-    if chunks.is_empty() {
+    let max = state.config.limits.max_stream_chunks;
+    let listing = state.store.list_chunks(&session_id, max).await?;
+    if listing.chunks.is_empty() {
         return Err(ApiError::NotFound);
     }
-    let max = state.config.limits.max_stream_chunks;
-    if chunks.len() > max {
+    if listing.truncated {
         return Err(ApiError::TooLarge { limit: LimitName::StreamChunks, what: "the session's chunk count", max });
     }
-    let seqs = chunks.iter().map(|c| c.seq).collect();
+    // Held until the stream ends or the client goes away.
+    let permit = fetch_permit(&state.fetch_permits, PERMIT_WAIT).await?;
+    let seqs = listing.chunks.iter().map(|c| c.seq).collect();
     let stream =
         events::session_events(state.store.clone(), session_id, seqs, state.config.limits.max_replay_decompressed);
     let headers =
         [(header::CONTENT_TYPE, HeaderValue::from_static("application/json")), (header::CACHE_CONTROL, NO_STORE)];
-    Ok((headers, Body::from_stream(stream)).into_response())
+    Ok((headers, holding(Body::from_stream(stream), permit)).into_response())
 }
 
 /// The share request body; an empty body takes the defaults.
@@ -323,3 +308,6 @@ async fn read_share_request(state: &AppState, headers: &HeaderMap, body: Body) -
     de.end().map_err(|e| ApiError::invalid_body(e.to_string()))?;
     Ok(request)
 }
+
+#[cfg(test)]
+mod tests;

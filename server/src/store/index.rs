@@ -46,8 +46,14 @@ impl SessionCursor {
 
 /// `sessions/` entry name of a session that started at `start_ms`.
 pub fn session_entry_name(session_id: &SessionId, start_ms: i64) -> String {
-    let inverted = MAX_START_MS - start_ms.clamp(0, MAX_START_MS);
+    let inverted = MAX_START_MS - session_entry_start(start_ms);
     format!("{inverted:013}-{}.json", session_id.as_str())
+}
+
+/// The start an entry name holds for a session that started at `start_ms`
+/// (what the listing reads back from the name).
+pub fn session_entry_start(start_ms: i64) -> i64 {
+    start_ms.clamp(0, MAX_START_MS)
 }
 
 /// The session id, start time and cursor of a `sessions/` entry name.

@@ -10,7 +10,8 @@
 //!   one `ListObjectsV2` yields a whole manifest (see [`index`]);
 //! - `sessions/{9999999999999 - start_ms:013}-{session_id}.json`: written
 //!   when a session's chunk 0 is stored, `{session_id, start, url, user_id}`;
-//!   names sort newest first, so listing recent sessions is one listing.
+//!   names sort newest first, so listing recent sessions is one listing,
+//!   and a manifest finds its session's entry from chunk 0's first timestamp.
 //!
 //! There is no database: every read is a listing or a key lookup.
 
@@ -24,7 +25,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-pub use index::SessionCursor;
+pub use index::{SessionCursor, session_entry_start};
 pub use local::LocalStore;
 pub use s3::S3Store;
 pub use timed::TimedStore;
@@ -87,6 +88,15 @@ pub struct ChunkInfo {
     pub bytes: u64,
 }
 
+/// The first chunks of a session, as a manifest lists them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChunkListing {
+    /// Ordered by seq: the lowest seqs stored, at most the number asked for.
+    pub chunks: Vec<ChunkInfo>,
+    /// Whether more chunks are stored than were asked for.
+    pub truncated: bool,
+}
+
 /// A stored chunk's gzip body and a strong validator for it. Chunks never
 /// change once stored, so the validator never goes stale.
 #[derive(Debug, Clone)]
@@ -134,11 +144,27 @@ pub trait ReplayStore: Send + Sync + 'static {
     /// Up to `limit` sessions, newest first, starting after `after`.
     async fn list_sessions(&self, limit: usize, after: Option<&SessionCursor>) -> Result<SessionPage, StoreError>;
 
-    /// Every stored chunk of a session, ordered by seq; empty if none.
-    async fn list_chunks(&self, session_id: &SessionId) -> Result<Vec<ChunkInfo>, StoreError>;
+    /// The stored chunks of a session with the lowest seqs, at most
+    /// `max_chunks` of them, ordered by seq (empty if none). Reads no more of
+    /// the store than it needs where the backend allows (S3 stops paging).
+    async fn list_chunks(&self, session_id: &SessionId, max_chunks: usize) -> Result<ChunkListing, StoreError>;
+
+    /// The details of the session's listing entry, which is named by the
+    /// session's start (`start`: chunk 0's first timestamp); `None` when no
+    /// entry is stored. One small read.
+    async fn get_session_details(
+        &self,
+        session_id: &SessionId,
+        start: i64,
+    ) -> Result<Option<SessionDetails>, StoreError>;
 
     /// One chunk's stored gzip bytes, or `None` if it is not stored.
     async fn get_chunk(&self, session_id: &SessionId, seq: u32) -> Result<Option<ChunkObject>, StoreError>;
+
+    /// The entity tag [`ReplayStore::get_chunk`] would give the chunk, without
+    /// reading its body (S3 `HeadObject`, a `stat` locally); `None` if the
+    /// chunk is not stored.
+    async fn chunk_etag(&self, session_id: &SessionId, seq: u32) -> Result<Option<String>, StoreError>;
 
     /// Cheap reachability check for `/readyz`.
     async fn check(&self) -> Result<(), StoreError>;

@@ -6,7 +6,8 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::{
-    ChunkInfo, ChunkMeta, ChunkObject, PutOutcome, ReplayStore, SessionCursor, SessionDetails, SessionPage, StoreError,
+    ChunkListing, ChunkMeta, ChunkObject, PutOutcome, ReplayStore, SessionCursor, SessionDetails, SessionPage,
+    StoreError,
 };
 use crate::metrics::{Metrics, StoreOperation};
 use crate::payload::SessionId;
@@ -75,9 +76,20 @@ impl ReplayStore for TimedStore {
         result
     }
 
-    async fn list_chunks(&self, session_id: &SessionId) -> Result<Vec<ChunkInfo>, StoreError> {
+    async fn list_chunks(&self, session_id: &SessionId, max_chunks: usize) -> Result<ChunkListing, StoreError> {
         let timer = OperationTimer::start(&self.metrics, StoreOperation::List);
-        let result = self.inner.list_chunks(session_id).await;
+        let result = self.inner.list_chunks(session_id, max_chunks).await;
+        timer.finish(result.is_ok());
+        result
+    }
+
+    async fn get_session_details(
+        &self,
+        session_id: &SessionId,
+        start: i64,
+    ) -> Result<Option<SessionDetails>, StoreError> {
+        let timer = OperationTimer::start(&self.metrics, StoreOperation::Get);
+        let result = self.inner.get_session_details(session_id, start).await;
         timer.finish(result.is_ok());
         result
     }
@@ -85,6 +97,13 @@ impl ReplayStore for TimedStore {
     async fn get_chunk(&self, session_id: &SessionId, seq: u32) -> Result<Option<ChunkObject>, StoreError> {
         let timer = OperationTimer::start(&self.metrics, StoreOperation::Get);
         let result = self.inner.get_chunk(session_id, seq).await;
+        timer.finish(result.is_ok());
+        result
+    }
+
+    async fn chunk_etag(&self, session_id: &SessionId, seq: u32) -> Result<Option<String>, StoreError> {
+        let timer = OperationTimer::start(&self.metrics, StoreOperation::Head);
+        let result = self.inner.chunk_etag(session_id, seq).await;
         timer.finish(result.is_ok());
         result
     }
@@ -125,9 +144,11 @@ mod tests {
             store.put_chunk(&id, 0, Bytes::from_static(b"gz"), meta, &details).await.unwrap(),
             PutOutcome::Created
         );
-        assert_eq!(store.list_chunks(&id).await.unwrap().len(), 1);
+        assert_eq!(store.list_chunks(&id, 10).await.unwrap().chunks.len(), 1);
         assert_eq!(store.list_sessions(10, None).await.unwrap().sessions.len(), 1);
         assert_eq!(store.get_chunk(&id, 0).await.unwrap().unwrap().gzip, Bytes::from_static(b"gz"));
+        assert!(store.chunk_etag(&id, 0).await.unwrap().is_some());
+        assert!(store.get_session_details(&id, 1).await.unwrap().is_some());
         store.check().await.unwrap();
         std::fs::remove_dir_all(tmp.path().join("data")).unwrap();
         store.check().await.unwrap_err();
@@ -137,7 +158,8 @@ mod tests {
             "observer_store_operation_duration_seconds_count{operation=\"put\"} 1",
             "observer_store_operation_duration_seconds_count{operation=\"check\"} 2",
             "observer_store_operation_duration_seconds_count{operation=\"list\"} 2",
-            "observer_store_operation_duration_seconds_count{operation=\"get\"} 1",
+            "observer_store_operation_duration_seconds_count{operation=\"get\"} 2",
+            "observer_store_operation_duration_seconds_count{operation=\"head\"} 1",
             "observer_store_operation_failures_total{operation=\"check\"} 1",
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
@@ -163,10 +185,16 @@ mod tests {
         async fn list_sessions(&self, _: usize, _: Option<&SessionCursor>) -> Result<SessionPage, StoreError> {
             std::future::pending().await
         }
-        async fn list_chunks(&self, _: &SessionId) -> Result<Vec<ChunkInfo>, StoreError> {
+        async fn list_chunks(&self, _: &SessionId, _: usize) -> Result<ChunkListing, StoreError> {
+            std::future::pending().await
+        }
+        async fn get_session_details(&self, _: &SessionId, _: i64) -> Result<Option<SessionDetails>, StoreError> {
             std::future::pending().await
         }
         async fn get_chunk(&self, _: &SessionId, _: u32) -> Result<Option<ChunkObject>, StoreError> {
+            std::future::pending().await
+        }
+        async fn chunk_etag(&self, _: &SessionId, _: u32) -> Result<Option<String>, StoreError> {
             std::future::pending().await
         }
         async fn check(&self) -> Result<(), StoreError> {

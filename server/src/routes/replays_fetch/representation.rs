@@ -44,6 +44,11 @@ pub fn identity_etag(gzip_etag: &str) -> String {
     format!("\"{inner}-identity\"")
 }
 
+/// Whether the request revalidates a cached copy.
+pub fn has_if_none_match(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::IF_NONE_MATCH)
+}
+
 /// Whether `If-None-Match` names `etag` (weak comparison, as RFC 9110
 /// §13.1.2 asks for this header) or is `*`.
 pub fn not_modified(headers: &HeaderMap, etag: &str) -> bool {

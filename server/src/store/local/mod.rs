@@ -36,8 +36,8 @@ use bytes::Bytes;
 
 use super::index::{SessionEntry, session_entry_name};
 use super::{
-    ChunkInfo, ChunkMeta, ChunkObject, PutOutcome, ReplayStore, SessionCursor, SessionDetails, SessionPage, StoreError,
-    chunk_key,
+    ChunkListing, ChunkMeta, ChunkObject, PutOutcome, ReplayStore, SessionCursor, SessionDetails, SessionPage,
+    StoreError, chunk_key,
 };
 use crate::payload::SessionId;
 
@@ -113,14 +113,28 @@ impl ReplayStore for LocalStore {
         run_blocking(move || read::list_sessions(&root, limit, after.as_ref())).await
     }
 
-    async fn list_chunks(&self, session_id: &SessionId) -> Result<Vec<ChunkInfo>, StoreError> {
+    async fn list_chunks(&self, session_id: &SessionId, max_chunks: usize) -> Result<ChunkListing, StoreError> {
         let dir = self.root.join("replays").join(session_id.as_str());
-        run_blocking(move || read::list_chunks(&dir)).await
+        run_blocking(move || read::list_chunks(&dir, max_chunks)).await
+    }
+
+    async fn get_session_details(
+        &self,
+        session_id: &SessionId,
+        start: i64,
+    ) -> Result<Option<SessionDetails>, StoreError> {
+        let entry = self.root.join(SESSIONS_DIR).join(session_entry_name(session_id, start));
+        run_blocking(move || read::session_details(&entry)).await
     }
 
     async fn get_chunk(&self, session_id: &SessionId, seq: u32) -> Result<Option<ChunkObject>, StoreError> {
         let (chunk, id) = (self.root.join(chunk_key("", session_id, seq)), session_id.clone());
         run_blocking(move || read::get_chunk(&chunk, &id, seq)).await
+    }
+
+    async fn chunk_etag(&self, session_id: &SessionId, seq: u32) -> Result<Option<String>, StoreError> {
+        let (chunk, id) = (self.root.join(chunk_key("", session_id, seq)), session_id.clone());
+        run_blocking(move || read::chunk_etag(&chunk, &id, seq)).await
     }
 
     async fn check(&self) -> Result<(), StoreError> {

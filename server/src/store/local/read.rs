@@ -3,9 +3,12 @@
 //! - Listing: `read_dir("sessions")`, names sorted (newest first by
 //!   construction), those after the cursor, `limit` of them; then each
 //!   entry's body and its session directory's chunk count.
-//! - Manifest: `read_dir("replays/{sid}")` and each chunk's sidecar.
+//! - Manifest: `read_dir("replays/{sid}")`, then the sidecars of the lowest
+//!   seqs only, as many as asked for; and the session's listing entry, named
+//!   by chunk 0's first timestamp (one `read`).
 //! - Chunk: the file itself; its ETag is derived from session, seq and size,
-//!   which identify the immutable bytes.
+//!   which identify the immutable bytes, so a `stat` gives it without
+//!   reading the file.
 
 use std::fs;
 use std::io;
@@ -17,7 +20,10 @@ use xxhash_rust::xxh3::xxh3_64;
 use super::{SESSIONS_DIR, Sidecar, sidecar_path};
 use crate::payload::SessionId;
 use crate::store::index::{SessionEntry, parse_session_entry_name};
-use crate::store::{ChunkInfo, ChunkMeta, ChunkObject, SessionCursor, SessionPage, SessionSummary, StoreError};
+use crate::store::{
+    ChunkInfo, ChunkListing, ChunkMeta, ChunkObject, SessionCursor, SessionDetails, SessionPage, SessionSummary,
+    StoreError,
+};
 
 /// File names in `dir`, or none if it does not exist.
 fn names(dir: &Path) -> io::Result<Vec<String>> {
@@ -69,11 +75,19 @@ fn count_chunks(dir: &Path) -> io::Result<u32> {
     Ok(u32::try_from(count).unwrap_or(u32::MAX))
 }
 
-pub fn list_chunks(dir: &Path) -> Result<Vec<ChunkInfo>, StoreError> {
+/// The sidecars of the `max_chunks` lowest seqs in `dir`; the directory
+/// listing is read whole (one `read_dir`), the sidecars only as needed.
+pub fn list_chunks(dir: &Path, max_chunks: usize) -> Result<ChunkListing, StoreError> {
+    let mut stored: Vec<(u32, String)> =
+        names(dir)?.into_iter().filter_map(|name| Some((crate::store::parse_chunk_name(&name)?, name))).collect();
+    stored.sort_unstable();
     let mut chunks = Vec::new();
-    for name in names(dir)? {
-        let Some(seq) = crate::store::parse_chunk_name(&name) else { continue };
-        let chunk = dir.join(&name);
+    for (seq, name) in &stored {
+        if chunks.len() == max_chunks {
+            // This chunk and maybe others are left out.
+            return Ok(ChunkListing { chunks, truncated: true });
+        }
+        let (seq, chunk) = (*seq, dir.join(name));
         match fs::read(sidecar_path(&chunk)) {
             Ok(body) => match serde_json::from_slice::<Sidecar>(&body) {
                 Ok(s) => chunks.push(ChunkInfo {
@@ -95,8 +109,16 @@ pub fn list_chunks(dir: &Path) -> Result<Vec<ChunkInfo>, StoreError> {
             Err(e) => return Err(e.into()),
         }
     }
-    chunks.sort_unstable_by_key(|c| c.seq);
-    Ok(chunks)
+    Ok(ChunkListing { chunks, truncated: false })
+}
+
+/// The details in a session's listing entry; `None` if there is none.
+pub fn session_details(entry: &Path) -> Result<Option<SessionDetails>, StoreError> {
+    match fs::read(entry) {
+        Ok(body) => Ok(Some(SessionEntry::details_from_json(&body))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 pub fn get_chunk(chunk: &Path, session_id: &SessionId, seq: u32) -> Result<Option<ChunkObject>, StoreError> {
@@ -106,6 +128,15 @@ pub fn get_chunk(chunk: &Path, session_id: &SessionId, seq: u32) -> Result<Optio
         Err(e) => return Err(e.into()),
     };
     Ok(Some(ChunkObject { etag: local_etag(session_id, seq, gzip.len() as u64), gzip }))
+}
+
+/// The tag [`get_chunk`] gives, from the file's size alone.
+pub fn chunk_etag(chunk: &Path, session_id: &SessionId, seq: u32) -> Result<Option<String>, StoreError> {
+    match fs::metadata(chunk) {
+        Ok(md) => Ok(Some(local_etag(session_id, seq, md.len()))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// A stored chunk never changes, so (session, seq, size) names its bytes.

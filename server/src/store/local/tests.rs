@@ -2,6 +2,7 @@
 use std::sync::Arc;
 
 use super::*;
+use crate::store::ChunkInfo;
 
 fn sid(s: &str) -> SessionId {
     SessionId::parse(s).unwrap()
@@ -220,20 +221,66 @@ async fn manifest_and_chunks() {
     let tmp = tempfile::tempdir().unwrap();
     let store = LocalStore::new(tmp.path().to_owned()).unwrap();
     let id = sid("session-read1");
-    assert_eq!(store.list_chunks(&id).await.unwrap(), []);
+    assert_eq!(store.list_chunks(&id, 100).await.unwrap(), ChunkListing::default());
     assert!(store.get_chunk(&id, 0).await.unwrap().is_none());
+    assert!(store.chunk_etag(&id, 0).await.unwrap().is_none());
     for seq in [2u32, 0, 10, 1] {
         let body = Bytes::from(format!("body {seq}"));
         store.put_chunk(&id, seq, body, ChunkMeta { events: seq, ..META }, &NO_DETAILS).await.unwrap();
     }
-    let chunks = store.list_chunks(&id).await.unwrap();
-    let seqs: Vec<u32> = chunks.iter().map(|c| c.seq).collect();
-    assert_eq!(seqs, [0, 1, 2, 10]);
-    assert_eq!(chunks[3], ChunkInfo { seq: 10, meta: ChunkMeta { events: 10, ..META }, bytes: 7 });
+    let listing = store.list_chunks(&id, 100).await.unwrap();
+    let seqs: Vec<u32> = listing.chunks.iter().map(|c| c.seq).collect();
+    assert_eq!((seqs.as_slice(), listing.truncated), ([0, 1, 2, 10].as_slice(), false));
+    assert_eq!(listing.chunks[3], ChunkInfo { seq: 10, meta: ChunkMeta { events: 10, ..META }, bytes: 7 });
 
     let chunk = store.get_chunk(&id, 10).await.unwrap().unwrap();
     assert_eq!(chunk.gzip, Bytes::from_static(b"body 10"));
     assert!(chunk.etag.starts_with('"') && chunk.etag.ends_with('"') && chunk.etag.len() == 18, "{}", chunk.etag);
     assert_eq!(store.get_chunk(&id, 10).await.unwrap().unwrap().etag, chunk.etag, "stable");
     assert_ne!(store.get_chunk(&id, 2).await.unwrap().unwrap().etag, chunk.etag);
+    assert_eq!(store.chunk_etag(&id, 10).await.unwrap(), Some(chunk.etag), "the same tag without reading the body");
+}
+
+#[tokio::test]
+async fn manifest_cap_takes_the_lowest_seqs_and_reads_only_their_sidecars() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = LocalStore::new(tmp.path().to_owned()).unwrap();
+    let id = sid("session-capped");
+    for seq in [7u32, 3, 12, 0, 5] {
+        store.put_chunk(&id, seq, Bytes::from_static(b"gz"), META, &NO_DETAILS).await.unwrap();
+    }
+    let seqs = |listing: &ChunkListing| listing.chunks.iter().map(|c| c.seq).collect::<Vec<_>>();
+    let listing = store.list_chunks(&id, 3).await.unwrap();
+    assert_eq!((seqs(&listing), listing.truncated), (vec![0, 3, 5], true));
+    let listing = store.list_chunks(&id, 5).await.unwrap();
+    assert_eq!((seqs(&listing), listing.truncated), (vec![0, 3, 5, 7, 12], false), "exactly the cap");
+    // Sidecars past the cap are never read: one that cannot be read at all
+    // (a directory in its place) would fail the listing if it were.
+    let dir = store.root().join("replays/session-capped");
+    let sidecar_7 = dir.join("0000000007.meta.json");
+    fs::remove_file(&sidecar_7).unwrap();
+    fs::create_dir(&sidecar_7).unwrap();
+    let listing = store.list_chunks(&id, 3).await.unwrap();
+    assert_eq!((seqs(&listing), listing.truncated), (vec![0, 3, 5], true));
+    assert!(store.list_chunks(&id, 4).await.is_err(), "read once within the cap");
+    // An unparsable sidecar within the cap leaves a gap and the next chunk moves up.
+    fs::remove_dir(&sidecar_7).unwrap();
+    let sidecar = Sidecar { first_timestamp: 1, last_timestamp: 2, events: 3, bytes: 2 };
+    fs::write(&sidecar_7, serde_json::to_vec(&sidecar).unwrap()).unwrap();
+    fs::write(dir.join("0000000003.meta.json"), b"not json").unwrap();
+    let listing = store.list_chunks(&id, 3).await.unwrap();
+    assert_eq!((seqs(&listing), listing.truncated), (vec![0, 5, 7], true));
+}
+
+#[tokio::test]
+async fn session_details_from_the_entry_named_by_the_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = LocalStore::new(tmp.path().to_owned()).unwrap();
+    let id = sid("session-details");
+    let details = SessionDetails { url: Some("https://a.example/x".into()), user_id: Some("user-3".into()) };
+    assert_eq!(store.get_session_details(&id, META.first_timestamp).await.unwrap(), None);
+    store.put_chunk(&id, 0, Bytes::from_static(b"gz"), META, &details).await.unwrap();
+    assert_eq!(store.get_session_details(&id, META.first_timestamp).await.unwrap(), Some(details));
+    assert_eq!(store.get_session_details(&id, META.first_timestamp + 1).await.unwrap(), None, "another start");
+    assert_eq!(store.get_session_details(&sid("session-other"), META.first_timestamp).await.unwrap(), None);
 }

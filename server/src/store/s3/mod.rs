@@ -47,8 +47,8 @@ use url::Url;
 
 use super::index::{SessionEntry, chunk_index_name, session_entry_name};
 use super::{
-    ChunkInfo, ChunkMeta, ChunkObject, PutOutcome, ReplayStore, SessionCursor, SessionDetails, SessionPage, StoreError,
-    chunk_key,
+    ChunkInfo, ChunkListing, ChunkMeta, ChunkObject, PutOutcome, ReplayStore, SessionCursor, SessionDetails,
+    SessionPage, StoreError, chunk_key,
 };
 use crate::payload::SessionId;
 
@@ -293,12 +293,24 @@ impl ReplayStore for S3Store {
         self.read_sessions(limit, after).await
     }
 
-    async fn list_chunks(&self, session_id: &SessionId) -> Result<Vec<ChunkInfo>, StoreError> {
-        self.read_manifest(session_id).await
+    async fn list_chunks(&self, session_id: &SessionId, max_chunks: usize) -> Result<ChunkListing, StoreError> {
+        self.read_manifest(session_id, max_chunks).await
+    }
+
+    async fn get_session_details(
+        &self,
+        session_id: &SessionId,
+        start: i64,
+    ) -> Result<Option<SessionDetails>, StoreError> {
+        self.read_session_details(session_id, start).await
     }
 
     async fn get_chunk(&self, session_id: &SessionId, seq: u32) -> Result<Option<ChunkObject>, StoreError> {
         self.read_chunk(session_id, seq).await
+    }
+
+    async fn chunk_etag(&self, session_id: &SessionId, seq: u32) -> Result<Option<String>, StoreError> {
+        self.read_chunk_etag(session_id, seq).await
     }
 
     async fn check(&self) -> Result<(), StoreError> {

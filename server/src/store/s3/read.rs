@@ -4,13 +4,18 @@
 //!   (the chunks and their sizes) and `replays/{sid}/index/` (each chunk's
 //!   metadata in its key). Up to 1000 chunks that is one round trip, so a
 //!   720-chunk session needs two concurrent requests instead of 720 HEADs.
+//!   Keys sort by seq, so both listings stop paging once they hold one more
+//!   than the chunks asked for (`max-keys` shrinks to what is still needed).
 //!   A chunk without a matching index entry (written by an older version, or
 //!   the entry's write failed) costs one `HeadObject`, at most
-//!   [`PARALLEL_REQUESTS`] at a time, and its entry is written then.
+//!   [`PARALLEL_REQUESTS`] at a time, and its entry is written then. The
+//!   session's details: one `GetObject` of its listing entry, whose key
+//!   follows from chunk 0's first timestamp.
 //! - Listing: one `ListObjectsV2` of `sessions/` (`max-keys` = limit,
 //!   `start-after` = cursor), then for each session its entry body and a
 //!   chunk count, [`PARALLEL_REQUESTS`] sessions at a time.
 //! - Chunk: `GetObject`; the ETag is S3's (an MD5 of the immutable bytes).
+//!   The ETag alone (for `If-None-Match`): `HeadObject`, no body.
 
 use std::collections::HashMap;
 
@@ -20,11 +25,14 @@ use futures_util::{StreamExt, TryStreamExt, stream};
 
 use super::{S3Store, s3_error, status};
 use crate::payload::SessionId;
-use crate::store::index::{SessionEntry, parse_chunk_index_name, parse_session_entry_name};
+use crate::store::index::{SessionEntry, parse_chunk_index_name, parse_session_entry_name, session_entry_name};
 use crate::store::{
-    ChunkInfo, ChunkMeta, ChunkObject, SessionCursor, SessionDetails, SessionPage, SessionSummary, StoreError,
-    parse_chunk_name,
+    ChunkInfo, ChunkListing, ChunkMeta, ChunkObject, SessionCursor, SessionDetails, SessionPage, SessionSummary,
+    StoreError, parse_chunk_name,
 };
+
+/// Most keys S3 returns in one `ListObjectsV2` page.
+const MAX_KEYS_PER_PAGE: usize = 1000;
 
 /// Requests one read sends to S3 at the same time.
 const PARALLEL_REQUESTS: usize = 16;
@@ -47,49 +55,71 @@ pub(super) fn chunk_info_from_head(seq: u32, out: &HeadObjectOutput) -> Option<C
 impl S3Store {
     /// Every object under `prefix` (all pages); with a delimiter, only
     /// those directly under it.
+    #[cfg(test)]
     pub(super) async fn list_all(&self, prefix: &str, delimiter: Option<&str>) -> Result<Vec<Object>, StoreError> {
-        let mut objects = Vec::new();
+        self.list_parsed(prefix, delimiter, usize::MAX, |_, object| Some(object.clone())).await
+    }
+
+    /// What `parse` makes of the objects under `prefix` (given the key
+    /// without the prefix), in key order, paging only until `enough` are
+    /// parsed; with a delimiter, only the objects directly under `prefix`.
+    async fn list_parsed<T>(
+        &self,
+        prefix: &str,
+        delimiter: Option<&str>,
+        enough: usize,
+        parse: impl Fn(&str, &Object) -> Option<T>,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut found = Vec::new();
         let mut token: Option<String> = None;
-        loop {
+        while found.len() < enough {
+            let wanted = (enough - found.len()).min(MAX_KEYS_PER_PAGE);
             let out = self
                 .client
                 .list_objects_v2()
                 .bucket(&self.bucket)
                 .prefix(prefix)
                 .set_delimiter(delimiter.map(str::to_owned))
+                .max_keys(i32::try_from(wanted).unwrap_or(i32::MAX))
                 .set_continuation_token(token.take())
                 .send()
                 .await
                 .map_err(|e| s3_error("ListObjectsV2", &self.bucket, prefix, &e))?;
-            objects.extend(out.contents().iter().cloned());
+            found.extend(out.contents().iter().filter_map(|o| parse(o.key()?.strip_prefix(prefix)?, o)));
             match out.next_continuation_token() {
                 Some(next) if out.is_truncated() == Some(true) => token = Some(next.to_owned()),
-                _ => return Ok(objects),
+                _ => break,
             }
         }
+        found.truncate(enough);
+        Ok(found)
     }
 
-    /// Seq and size of each chunk object of a session.
-    async fn chunk_sizes(&self, session_id: &SessionId) -> Result<Vec<(u32, u64)>, StoreError> {
+    /// Seq and size of the chunk objects of a session with the lowest seqs,
+    /// at most `enough` of them.
+    async fn chunk_sizes(&self, session_id: &SessionId, enough: usize) -> Result<Vec<(u32, u64)>, StoreError> {
         let prefix = self.session_prefix(session_id);
-        let objects = self.list_all(&prefix, Some("/")).await?;
-        Ok(objects
-            .iter()
-            .filter_map(|o| {
-                let seq = parse_chunk_name(o.key()?.strip_prefix(&prefix)?)?;
-                Some((seq, u64::try_from(o.size()?).ok()?))
-            })
-            .collect())
+        self.list_parsed(&prefix, Some("/"), enough, |name, o| {
+            Some((parse_chunk_name(name)?, u64::try_from(o.size()?).ok()?))
+        })
+        .await
     }
 
-    pub(super) async fn read_manifest(&self, session_id: &SessionId) -> Result<Vec<ChunkInfo>, StoreError> {
+    pub(super) async fn read_manifest(
+        &self,
+        session_id: &SessionId,
+        max_chunks: usize,
+    ) -> Result<ChunkListing, StoreError> {
         let index_prefix = format!("{}index/", self.session_prefix(session_id));
-        let (sizes, entries) = tokio::try_join!(self.chunk_sizes(session_id), self.list_all(&index_prefix, None))?;
-        let indexed: HashMap<u32, ChunkInfo> = entries
-            .iter()
-            .filter_map(|o| parse_chunk_index_name(o.key()?.strip_prefix(&index_prefix)?))
-            .map(|info| (info.seq, info))
-            .collect();
+        // One more than asked for tells whether there are more.
+        let enough = max_chunks.saturating_add(1);
+        let (mut sizes, entries) = tokio::try_join!(
+            self.chunk_sizes(session_id, enough),
+            self.list_parsed(&index_prefix, None, enough, |name, _| parse_chunk_index_name(name)),
+        )?;
+        let truncated = sizes.len() > max_chunks;
+        sizes.truncate(max_chunks);
+        let indexed: HashMap<u32, ChunkInfo> = entries.into_iter().map(|info| (info.seq, info)).collect();
 
         let mut chunks = Vec::with_capacity(sizes.len());
         let mut unindexed = Vec::new();
@@ -110,7 +140,7 @@ impl S3Store {
             chunks.extend(found.into_iter().flatten());
         }
         chunks.sort_unstable_by_key(|c| c.seq);
-        Ok(chunks)
+        Ok(ChunkListing { chunks, truncated })
     }
 
     /// A chunk's manifest line from its metadata; also writes its missing
@@ -164,7 +194,8 @@ impl S3Store {
         let next_cursor = names.last().map(|(_, _, _, cursor)| cursor.clone()).filter(|_| more);
         let sessions: Vec<Option<SessionSummary>> = stream::iter(names)
             .map(|(key, session_id, start, _)| async move {
-                let (details, sizes) = tokio::try_join!(self.session_details(&key), self.chunk_sizes(&session_id))?;
+                let (details, sizes) =
+                    tokio::try_join!(self.session_details(&key), self.chunk_sizes(&session_id, usize::MAX))?;
                 let chunks = u32::try_from(sizes.len()).unwrap_or(u32::MAX);
                 Ok::<_, StoreError>(details.map(|details| SessionSummary { session_id, start, details, chunks }))
             })
@@ -174,7 +205,17 @@ impl S3Store {
         Ok(SessionPage { sessions: sessions.into_iter().flatten().collect(), next_cursor })
     }
 
-    /// A session entry's body; `None` if it vanished since the listing.
+    /// The details of the listing entry of the session that started at `start`.
+    pub(super) async fn read_session_details(
+        &self,
+        session_id: &SessionId,
+        start: i64,
+    ) -> Result<Option<SessionDetails>, StoreError> {
+        self.session_details(&format!("{}{}", self.sessions_prefix(), session_entry_name(session_id, start))).await
+    }
+
+    /// A session entry's body; `None` if there is none (or it vanished
+    /// since the listing).
     async fn session_details(&self, key: &str) -> Result<Option<SessionDetails>, StoreError> {
         match self.client.get_object().bucket(&self.bucket).key(key).send().await {
             Ok(out) => {
@@ -198,12 +239,31 @@ impl S3Store {
         let etag = out.e_tag().map(str::to_owned);
         let body = out.body.collect().await.map_err(|e| StoreError::S3(format!("GetObject {key}: {e}")))?;
         let gzip = body.into_bytes();
-        let etag = match etag {
-            Some(tag) if tag.starts_with('"') && tag.ends_with('"') && tag.len() > 2 => tag,
-            Some(tag) if !tag.is_empty() && !tag.contains('"') => format!("\"{tag}\""),
-            // No usable ETag from this server: (key, size) names the immutable bytes too.
-            _ => format!("\"{:016x}\"", xxhash_rust::xxh3::xxh3_64(format!("{key}/{}", gzip.len()).as_bytes())),
-        };
+        let etag = chunk_etag(&key, etag.as_deref(), gzip.len() as u64);
         Ok(Some(ChunkObject { etag, gzip }))
+    }
+
+    /// The ETag [`S3Store::read_chunk`] gives, from `HeadObject` (no body).
+    pub(super) async fn read_chunk_etag(&self, session_id: &SessionId, seq: u32) -> Result<Option<String>, StoreError> {
+        let key = self.key(session_id, seq);
+        match self.client.head_object().bucket(&self.bucket).key(&key).send().await {
+            Ok(out) => {
+                let size = out.content_length().and_then(|n| u64::try_from(n).ok()).unwrap_or(0);
+                Ok(Some(chunk_etag(&key, out.e_tag(), size)))
+            }
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_not_found()) || status(&e) == Some(404) => Ok(None),
+            Err(e) => Err(s3_error("HeadObject", &self.bucket, &key, &e)),
+        }
+    }
+}
+
+/// A chunk's strong entity tag: S3's, quoted if the server left the quotes
+/// out; without a usable one, a hash of key and size (which name the
+/// immutable bytes too). GET and HEAD give the same tag.
+fn chunk_etag(key: &str, s3_etag: Option<&str>, size: u64) -> String {
+    match s3_etag {
+        Some(tag) if tag.starts_with('"') && tag.ends_with('"') && tag.len() > 2 => tag.to_owned(),
+        Some(tag) if !tag.is_empty() && !tag.contains('"') => format!("\"{tag}\""),
+        _ => format!("\"{:016x}\"", xxhash_rust::xxh3::xxh3_64(format!("{key}/{size}").as_bytes())),
     }
 }

@@ -198,8 +198,10 @@ async fn rejects_endpoint_with_credentials() {
 /// Listing, manifest (with and without index entries) and chunk reads.
 async fn read_side(s3: &S3Store) {
     let id = SessionId::parse("session-s3-read").unwrap();
-    assert_eq!(s3.list_chunks(&id).await.unwrap(), []);
+    assert_eq!(s3.list_chunks(&id, 100).await.unwrap(), ChunkListing::default());
     assert!(s3.get_chunk(&id, 0).await.unwrap().is_none());
+    assert!(s3.chunk_etag(&id, 0).await.unwrap().is_none());
+    assert_eq!(s3.get_session_details(&id, META.first_timestamp).await.unwrap(), None);
     let details = SessionDetails { url: Some("https://a.example/".into()), user_id: Some("user-7".into()) };
     for seq in [1u32, 0, 2] {
         let meta = ChunkMeta { events: seq + 1, ..META };
@@ -207,7 +209,15 @@ async fn read_side(s3: &S3Store) {
     }
     let expected: Vec<ChunkInfo> =
         (0..3).map(|seq| ChunkInfo { seq, meta: ChunkMeta { events: seq + 1, ..META }, bytes: 7 }).collect();
-    assert_eq!(s3.list_chunks(&id).await.unwrap(), expected);
+    let all = ChunkListing { chunks: expected.clone(), truncated: false };
+    assert_eq!(s3.list_chunks(&id, 100).await.unwrap(), all);
+    assert_eq!(s3.list_chunks(&id, 3).await.unwrap(), all, "exactly the cap");
+    let capped = ChunkListing { chunks: expected[..2].to_vec(), truncated: true };
+    assert_eq!(s3.list_chunks(&id, 2).await.unwrap(), capped, "the lowest seqs");
+
+    // The session's details: its listing entry, named by chunk 0's start.
+    assert_eq!(s3.get_session_details(&id, META.first_timestamp).await.unwrap(), Some(details.clone()));
+    assert_eq!(s3.get_session_details(&id, META.first_timestamp + 1).await.unwrap(), None);
 
     // Without index entries the manifest falls back to HEAD and repairs them.
     let index_prefix = "tenant-a/replays/session-s3-read/index/";
@@ -216,12 +226,16 @@ async fn read_side(s3: &S3Store) {
     for key in &entries {
         s3.client.delete_object().bucket("observer-test").key(key).send().await.unwrap();
     }
-    assert_eq!(s3.list_chunks(&id).await.unwrap(), expected);
+    assert_eq!(s3.list_chunks(&id, 2).await.unwrap(), capped, "HEAD only for the chunks listed");
+    assert_eq!(all_keys(s3, index_prefix).await, entries[..2], "their index entries written again");
+    assert_eq!(s3.list_chunks(&id, 100).await.unwrap(), all);
     assert_eq!(all_keys(s3, index_prefix).await, entries, "index entries written again");
 
     let chunk = s3.get_chunk(&id, 2).await.unwrap().unwrap();
     assert_eq!(chunk.gzip, Bytes::from_static(b"chunk 2"));
     assert!(chunk.etag.starts_with('"') && chunk.etag.ends_with('"') && chunk.etag.len() > 2, "{}", chunk.etag);
+    assert_eq!(s3.chunk_etag(&id, 2).await.unwrap(), Some(chunk.etag.clone()), "HEAD gives GET's tag");
+    assert_ne!(s3.chunk_etag(&id, 1).await.unwrap(), Some(chunk.etag));
 
     // Listing: both sessions with chunk 0, newest first; the entry of the
     // first session (chunk 0 stored under test above) has no details.
@@ -270,11 +284,20 @@ async fn manifest_of_720_chunks() {
         .await;
 
     let started = Instant::now();
-    let manifest = s3.list_chunks(&id).await.unwrap();
+    let manifest = s3.list_chunks(&id, 2000).await.unwrap();
     let indexed = started.elapsed();
+    assert!(!manifest.truncated);
+    let manifest = manifest.chunks;
     assert_eq!(manifest.len(), CHUNKS as usize);
     assert!(manifest.iter().enumerate().all(|(i, c)| c.seq == i as u32 && c.bytes == 100));
     assert_eq!(manifest[719].meta.first_timestamp, 1_700_000_000_000 + 719 * 5000);
+    // Capped: the lowest seqs, from only as many keys as needed.
+    for cap in [1, 10, 719] {
+        let capped = s3.list_chunks(&id, cap).await.unwrap();
+        assert!(capped.truncated, "{cap}");
+        assert_eq!(capped.chunks, manifest[..cap], "{cap}");
+    }
+    assert!(!s3.list_chunks(&id, 720).await.unwrap().truncated);
 
     // For comparison: the same manifest from HEAD requests alone.
     let index_keys = all_keys(s3, "replays/session-720-chunks/index/").await;
@@ -282,7 +305,7 @@ async fn manifest_of_720_chunks() {
         s3.client.delete_object().bucket("observer-big").key(key).send().await.unwrap();
     }
     let started = Instant::now();
-    assert_eq!(s3.list_chunks(&id).await.unwrap(), manifest);
+    assert_eq!(s3.list_chunks(&id, 2000).await.unwrap().chunks, manifest);
     let headed = started.elapsed();
     eprintln!("manifest of {CHUNKS} chunks from moto: {indexed:?} with index entries, {headed:?} with HEAD fallback");
 }

@@ -53,7 +53,9 @@ async fn share(server: &TestServer, session: &str, bearer: Option<&str>, query: 
 
 #[tokio::test]
 async fn auth_rules() {
-    let server = start(vec![]).await;
+    // Dozens of deliberate 401s from one client: without the brake (tested
+    // in `auth_failures_are_braked_per_client`), every answer is the rule's.
+    let server = start(vec![("OBSERVER_AUTH_FAILURES_PER_MINUTE", "0".to_owned())]).await;
     let (a, b) = (unique_id("auth-a"), unique_id("auth-b"));
     record_session(&server, &a).await;
     record_session(&server, &b).await;
@@ -134,4 +136,63 @@ async fn auth_rules() {
     }
     let metrics = server.metrics_text().await;
     assert!(metrics.contains("observer_http_requests_total{route=\"replay_manifest\",status=\"401\"}"), "{metrics}");
+}
+
+/// GET `path` as the client `forwarded_for` (the server trusts the header).
+async fn fetch_as(server: &TestServer, forwarded_for: &str, path: &str, bearer: Option<&str>) -> reqwest::Response {
+    let mut request = server.http.get(server.url(path)).header("x-forwarded-for", forwarded_for);
+    if let Some(token) = bearer {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn auth_failures_are_braked_per_client() {
+    let server = start(vec![
+        ("OBSERVER_AUTH_FAILURES_PER_MINUTE", "3".to_owned()),
+        ("OBSERVER_TRUST_FORWARDED_FOR", "true".to_owned()),
+    ])
+    .await;
+    let session = unique_id("brake");
+    record_session(&server, &session).await;
+    let manifest = format!("/api/observer/replays/{session}");
+    let attacker = "203.0.113.50";
+
+    // Successes cost nothing; three failures are answered as such.
+    for _ in 0..5 {
+        assert_eq!(fetch_as(&server, attacker, &manifest, Some(VIEWER_TOKEN)).await.status(), 200);
+    }
+    for path in [manifest.clone(), format!("{manifest}/chunks/0"), "/api/observer/replays".to_owned()] {
+        assert_eq!(fetch_as(&server, attacker, &path, Some("guess-0123456789abcdef")).await.status(), 401, "{path}");
+    }
+    // The fourth failure, and then everything from that client, valid
+    // token included, is 429 with Retry-After (one failure per 20 s).
+    let forged = signer().sign(&session, now() + 3600).replace("v1.", "v1.9");
+    let r = fetch_as(&server, attacker, &format!("{manifest}?token={forged}"), None).await;
+    assert_eq!(r.status(), 429);
+    for path in [manifest.clone(), format!("{manifest}/events"), "/api/observer/replays".to_owned()] {
+        let r = fetch_as(&server, attacker, &path, Some(VIEWER_TOKEN)).await;
+        assert_eq!(r.status(), 429, "{path}");
+        let retry_after: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((1..=20).contains(&retry_after), "{retry_after}");
+        assert_eq!(r.json::<Value>().await.unwrap()["error"], "rate_limited");
+    }
+
+    // Another client is not affected; an IPv6 client is braked by its /64.
+    assert_eq!(fetch_as(&server, "203.0.113.51", &manifest, Some(VIEWER_TOKEN)).await.status(), 200);
+    for host in 1..=3 {
+        let r = fetch_as(&server, &format!("2001:db8:5:6::{host}"), &manifest, Some("guess-0123456789abcdef")).await;
+        assert_eq!(r.status(), 401);
+    }
+    assert_eq!(fetch_as(&server, "2001:db8:5:6:ffff::9", &manifest, Some(VIEWER_TOKEN)).await.status(), 200);
+    assert_eq!(
+        fetch_as(&server, "2001:db8:5:6:ffff::9", &manifest, Some("guess-0123456789abcdef")).await.status(),
+        429
+    );
+    assert_eq!(fetch_as(&server, "2001:db8:5:6::1", &manifest, Some(VIEWER_TOKEN)).await.status(), 429);
+    assert_eq!(fetch_as(&server, "2001:db8:5:7::1", &manifest, Some(VIEWER_TOKEN)).await.status(), 200);
+
+    let metrics = server.metrics_text().await;
+    assert!(metrics.contains("observer_http_requests_total{route=\"replay_manifest\",status=\"429\"}"), "{metrics}");
 }

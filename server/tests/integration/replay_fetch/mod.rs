@@ -106,6 +106,13 @@ async fn exercise_routes(server: &TestServer) {
         (Some(first_ts), Some(last_ts))
     );
     assert_eq!(manifest["duration_ms"], last_ts - first_ts);
+    // All chunks are listed; the session's start, first URL and user id
+    // come from its listing entry (for someone who opened a share link).
+    assert_eq!(manifest["truncated"], false);
+    assert_eq!(
+        (&manifest["start"], &manifest["url"], &manifest["user_id"]),
+        (&json!(timestamps(&first).0), &href, &json!("user-9"))
+    );
 
     check_chunk_representations(server, &session).await;
 
@@ -243,6 +250,12 @@ async fn listing_pages_and_limits() {
         let r = get(&server, &format!("/api/observer/replays?{query}"), &[]).await;
         assert_eq!(r.status(), 400, "{query}");
     }
+
+    // Six chunks, five allowed per manifest: the lowest seqs, truncated.
+    let manifest = json_of(get(&server, &format!("/api/observer/replays/{}", sessions[0]), &[]).await).await;
+    let seqs: Vec<u64> = manifest["chunks"].as_array().unwrap().iter().map(|c| c["seq"].as_u64().unwrap()).collect();
+    assert_eq!((seqs, &manifest["truncated"]), (vec![0, 1, 2, 3, 4], &json!(true)));
+    assert_eq!(manifest["user_id"], "user-9");
 
     // Six chunks, five allowed per stream.
     let r = get(&server, &format!("/api/observer/replays/{}/events", sessions[0]), &[]).await;

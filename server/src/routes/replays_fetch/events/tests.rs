@@ -8,7 +8,7 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::store::{ChunkInfo, ChunkMeta, PutOutcome, SessionCursor, SessionDetails, SessionPage};
+use crate::store::{ChunkListing, ChunkMeta, PutOutcome, SessionCursor, SessionDetails, SessionPage};
 
 fn gzip(data: &[u8]) -> Bytes {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -75,7 +75,13 @@ impl ReplayStore for Chunks {
     async fn list_sessions(&self, _: usize, _: Option<&SessionCursor>) -> Result<SessionPage, StoreError> {
         unimplemented!()
     }
-    async fn list_chunks(&self, _: &SessionId) -> Result<Vec<ChunkInfo>, StoreError> {
+    async fn list_chunks(&self, _: &SessionId, _: usize) -> Result<ChunkListing, StoreError> {
+        unimplemented!()
+    }
+    async fn get_session_details(&self, _: &SessionId, _: i64) -> Result<Option<SessionDetails>, StoreError> {
+        unimplemented!()
+    }
+    async fn chunk_etag(&self, _: &SessionId, _: u32) -> Result<Option<String>, StoreError> {
         unimplemented!()
     }
     async fn get_chunk(&self, _: &SessionId, seq: u32) -> Result<Option<ChunkObject>, StoreError> {
