@@ -70,19 +70,19 @@ impl ReplayStore for Chunks {
         _: ChunkMeta,
         _: &SessionDetails,
     ) -> Result<PutOutcome, StoreError> {
-        unimplemented!()
+        Err(StoreError::Config("not used by this test".into()))
     }
     async fn list_sessions(&self, _: usize, _: Option<&SessionCursor>) -> Result<SessionPage, StoreError> {
-        unimplemented!()
+        Err(StoreError::Config("not used by this test".into()))
     }
     async fn list_chunks(&self, _: &SessionId, _: usize) -> Result<ChunkListing, StoreError> {
-        unimplemented!()
+        Err(StoreError::Config("not used by this test".into()))
     }
     async fn get_session_details(&self, _: &SessionId, _: i64) -> Result<Option<SessionDetails>, StoreError> {
-        unimplemented!()
+        Err(StoreError::Config("not used by this test".into()))
     }
     async fn chunk_etag(&self, _: &SessionId, _: u32) -> Result<Option<String>, StoreError> {
-        unimplemented!()
+        Err(StoreError::Config("not used by this test".into()))
     }
     async fn get_chunk(&self, _: &SessionId, seq: u32) -> Result<Option<ChunkObject>, StoreError> {
         match self.0.get(&seq) {
