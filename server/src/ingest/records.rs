@@ -128,19 +128,19 @@ pub fn error_record(report: &ErrorReport, index: usize, ctx: &RequestContext) ->
         })
     };
     let mut line = error_line(report, false);
-    if line.len() > MAX_LINE_BYTES {
-        if let Some(stack) = &report.stack {
-            // JSON escaping can make the stack longer in the line than in memory;
-            // cut by the excess measured in the line, plus room for the flag.
-            let excess = line.len() - MAX_LINE_BYTES + 64;
-            let mut keep = stack.len().saturating_sub(excess);
-            while !stack.is_char_boundary(keep) {
-                keep -= 1;
-            }
-            let mut shorter = report.clone();
-            shorter.stack = Some(stack[..keep].to_owned());
-            line = error_line(&shorter, true);
+    if line.len() > MAX_LINE_BYTES
+        && let Some(stack) = &report.stack
+    {
+        // JSON escaping can make the stack longer in the line than in memory;
+        // cut by the excess measured in the line, plus room for the flag.
+        let excess = line.len() - MAX_LINE_BYTES + 64;
+        let mut keep = stack.len().saturating_sub(excess);
+        while !stack.is_char_boundary(keep) {
+            keep -= 1;
         }
+        let mut shorter = report.clone();
+        shorter.stack = Some(stack[..keep].to_owned());
+        line = error_line(&shorter, true);
     }
     LogRecord {
         kind: RecordKind::Error,

@@ -168,8 +168,8 @@ async fn recorded_session_is_stored_in_s3_with_metadata() {
     assert_eq!(keys, expected);
     assert_eq!(s3.list(&format!("{prefix}replays/{session}/index/")).await.len(), SESSION_CHUNKS);
     assert_eq!(s3.list(&format!("{prefix}sessions/")).await.len(), 1);
-    for seq in 0..SESSION_CHUNKS {
-        let (body, metadata, encoding) = s3.get(&expected[seq]).await;
+    for (seq, key) in expected.iter().enumerate() {
+        let (body, metadata, encoding) = s3.get(key).await;
         let sent = fixture_bytes(&chunk_name(seq));
         assert_eq!(body, sent);
         assert_eq!(encoding.as_deref(), Some("gzip"));
