@@ -1,0 +1,253 @@
+//! Configuration: defaults, then an optional TOML file (`--config`), then
+//! `OBSERVER_*` environment variables / command-line flags.
+//!
+//! `Settings` is the raw, string-typed layer that clap and the TOML file fill
+//! in; `Config::from_settings` turns it into typed values exactly once and
+//! names the offending setting when something is wrong. Routes read limits
+//! from `Config::limits` only — never from literals.
+
+mod parse;
+mod settings;
+#[cfg(test)]
+mod tests;
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use axum::http::HeaderValue;
+use url::Url;
+
+use self::parse::{
+    parse_bool, parse_count, parse_duration, parse_http_url, parse_ingest_keys, parse_label_value, parse_log_filter,
+    parse_origins, parse_public_url, parse_share_secret, parse_size, parse_store, parse_viewer_tokens,
+};
+pub use self::settings::Settings;
+
+/// Errors that stop start-up. Each names the setting (environment variable)
+/// or file that is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    ReadFile { path: PathBuf, source: std::io::Error },
+    #[error("config file {path} is invalid: {reason}")]
+    ParseFile { path: PathBuf, reason: String },
+    #[error("invalid setting {setting}: {reason}")]
+    Invalid { setting: &'static str, reason: String },
+}
+
+fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { setting, reason: reason.into() }
+}
+
+/// A secret value whose `Debug` never prints it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Which origins may post from a browser.
+#[derive(Debug, Clone)]
+pub enum AllowedOrigins {
+    Any,
+    List(Vec<HeaderValue>),
+}
+
+impl AllowedOrigins {
+    pub fn allows(&self, origin: &HeaderValue) -> bool {
+        match self {
+            AllowedOrigins::Any => true,
+            AllowedOrigins::List(list) => list.iter().any(|allowed| allowed == origin),
+        }
+    }
+}
+
+/// Where replay chunks are stored.
+#[derive(Debug, Clone)]
+pub enum StoreConfig {
+    Local { data_dir: PathBuf },
+    S3 { endpoint: Option<Url>, bucket: String, region: String, key_prefix: String },
+}
+
+/// Every size, count and time limit the server enforces.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_json_body: usize,
+    pub max_replay_body: usize,
+    pub max_replay_decompressed: usize,
+    pub replay_concurrency: usize,
+    pub max_batch_items: usize,
+    pub request_timeout: Duration,
+    pub queue_capacity: usize,
+    pub queue_bytes: usize,
+    pub rate_limit_per_ip: u32,
+    /// Failed viewer authentications per minute per client IP; 0 = no brake.
+    pub auth_failures_per_minute: u32,
+    pub trust_forwarded_for: bool,
+    /// Most chunks one manifest lists and one session-events request streams.
+    pub max_stream_chunks: usize,
+    /// Chunk and session-events reads of the fetch API served at once.
+    pub fetch_concurrency: usize,
+}
+
+/// How log records reach Loki.
+#[derive(Debug, Clone)]
+pub struct LokiConfig {
+    pub url: Url,
+    pub batch_records: usize,
+    pub batch_bytes: usize,
+    pub batch_wait: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub store: StoreConfig,
+    pub loki: Option<LokiConfig>,
+    pub service_name: String,
+    pub environment: Option<String>,
+    pub allowed_origins: AllowedOrigins,
+    pub ingest_keys: Vec<Secret>,
+    /// Empty until `auth::resolve_secrets` fills in the generated one.
+    pub viewer_tokens: Vec<Secret>,
+    /// `None` until `auth::resolve_secrets` fills in the generated one.
+    pub share_secret: Option<Secret>,
+    /// Base of printed links, without a trailing `/`.
+    pub public_url: String,
+    pub limits: Limits,
+    pub shutdown_timeout: Duration,
+    pub log_filter: String,
+}
+
+/// Shortest viewer token accepted (a generated one has 43 characters).
+pub const MIN_VIEWER_TOKEN_CHARS: usize = 16;
+/// Shortest share secret accepted: HMAC-SHA256's block of entropy.
+pub const MIN_SHARE_SECRET_BYTES: usize = 32;
+
+/// Upper bound for the record queue (tokio's channel panics far above it).
+const MAX_QUEUE_CAPACITY: usize = 10_000_000;
+
+/// Bytes in a MiB, for defaults.
+const MIB: usize = 1024 * 1024;
+
+impl Config {
+    /// Turns raw settings into a validated configuration.
+    pub fn from_settings(s: &Settings) -> Result<Config, ConfigError> {
+        let listen = s
+            .listen
+            .as_deref()
+            .unwrap_or("0.0.0.0:8006")
+            .trim()
+            .parse()
+            .map_err(|e| invalid("OBSERVER_LISTEN", format!("expected ADDRESS:PORT: {e}")))?;
+        let data_dir = PathBuf::from(s.data_dir.as_deref().unwrap_or("./observer-data"));
+        if data_dir.as_os_str().is_empty() {
+            return Err(invalid("OBSERVER_DATA_DIR", "must not be empty"));
+        }
+        let store = parse_store(s, &data_dir)?;
+
+        let loki = match s.loki_url.as_deref() {
+            None => None,
+            Some(raw) => Some(LokiConfig {
+                url: parse_http_url("OBSERVER_LOKI_URL", raw)?,
+                batch_records: parse_count("OBSERVER_LOKI_BATCH_RECORDS", s.loki_batch_records.as_deref(), 1000, 1)?,
+                batch_bytes: parse_size("OBSERVER_LOKI_BATCH_BYTES", s.loki_batch_bytes.as_deref(), MIB)?,
+                batch_wait: parse_duration(
+                    "OBSERVER_LOKI_BATCH_WAIT",
+                    s.loki_batch_wait.as_deref(),
+                    Duration::from_secs(1),
+                )?,
+            }),
+        };
+
+        let limits = Limits {
+            max_json_body: parse_size("OBSERVER_MAX_JSON_BODY", s.max_json_body.as_deref(), MIB)?,
+            max_replay_body: parse_size("OBSERVER_MAX_REPLAY_BODY", s.max_replay_body.as_deref(), 5 * MIB)?,
+            max_replay_decompressed: parse_size(
+                "OBSERVER_MAX_REPLAY_DECOMPRESSED",
+                s.max_replay_decompressed.as_deref(),
+                50 * MIB,
+            )?,
+            replay_concurrency: parse_count(
+                "OBSERVER_REPLAY_CONCURRENCY",
+                s.replay_concurrency.as_deref(),
+                2 * std::thread::available_parallelism().map_or(1, usize::from),
+                1,
+            )?,
+            max_batch_items: parse_count("OBSERVER_MAX_BATCH_ITEMS", s.max_batch_items.as_deref(), 100, 1)?,
+            request_timeout: parse_duration(
+                "OBSERVER_REQUEST_TIMEOUT",
+                s.request_timeout.as_deref(),
+                Duration::from_secs(30),
+            )?,
+            queue_capacity: parse_count("OBSERVER_QUEUE_CAPACITY", s.queue_capacity.as_deref(), 50_000, 1)?,
+            queue_bytes: parse_size("OBSERVER_QUEUE_BYTES", s.queue_bytes.as_deref(), 256 * MIB)?,
+            rate_limit_per_ip: parse_count("OBSERVER_RATE_LIMIT_PER_IP", s.rate_limit_per_ip.as_deref(), 0, 0)?
+                .try_into()
+                .map_err(|_| invalid("OBSERVER_RATE_LIMIT_PER_IP", "too large"))?,
+            auth_failures_per_minute: parse_count(
+                "OBSERVER_AUTH_FAILURES_PER_MINUTE",
+                s.auth_failures_per_minute.as_deref(),
+                10,
+                0,
+            )?
+            .try_into()
+            .map_err(|_| invalid("OBSERVER_AUTH_FAILURES_PER_MINUTE", "too large"))?,
+            trust_forwarded_for: parse_bool("OBSERVER_TRUST_FORWARDED_FOR", s.trust_forwarded_for.as_deref(), false)?,
+            max_stream_chunks: parse_count("OBSERVER_MAX_STREAM_CHUNKS", s.max_stream_chunks.as_deref(), 2000, 1)?,
+            fetch_concurrency: parse_count("OBSERVER_FETCH_CONCURRENCY", s.fetch_concurrency.as_deref(), 32, 1)?,
+        };
+        if limits.max_replay_decompressed < limits.max_replay_body {
+            return Err(invalid(
+                "OBSERVER_MAX_REPLAY_DECOMPRESSED",
+                "must be at least OBSERVER_MAX_REPLAY_BODY (a plain JSON chunk is as large decompressed as received)",
+            ));
+        }
+        if limits.queue_capacity > MAX_QUEUE_CAPACITY {
+            return Err(invalid("OBSERVER_QUEUE_CAPACITY", format!("must be at most {MAX_QUEUE_CAPACITY}")));
+        }
+        if limits.queue_bytes < limits.max_json_body {
+            return Err(invalid("OBSERVER_QUEUE_BYTES", "must be at least OBSERVER_MAX_JSON_BODY"));
+        }
+        if limits.queue_capacity < limits.max_batch_items {
+            return Err(invalid("OBSERVER_QUEUE_CAPACITY", "must be at least OBSERVER_MAX_BATCH_ITEMS"));
+        }
+
+        let service_name = parse_label_value("OBSERVER_SERVICE_NAME", s.service_name.as_deref().unwrap_or("observer"))?;
+        let environment =
+            s.environment.as_deref().map(|raw| parse_label_value("OBSERVER_ENVIRONMENT", raw)).transpose()?;
+
+        Ok(Config {
+            listen,
+            data_dir,
+            store,
+            loki,
+            service_name,
+            environment,
+            allowed_origins: parse_origins(s.allowed_origins.as_deref())?,
+            ingest_keys: parse_ingest_keys(s.ingest_keys.as_deref())?,
+            viewer_tokens: parse_viewer_tokens(s.viewer_tokens.as_deref())?,
+            share_secret: parse_share_secret(s.share_secret.as_deref())?,
+            public_url: parse_public_url(s.public_url.as_deref(), listen)?,
+            limits,
+            shutdown_timeout: parse_duration(
+                "OBSERVER_SHUTDOWN_TIMEOUT",
+                s.shutdown_timeout.as_deref(),
+                Duration::from_secs(15),
+            )?,
+            log_filter: parse_log_filter(s.log.as_deref())?,
+        })
+    }
+}

@@ -1,0 +1,85 @@
+use super::*;
+
+fn settings(f: impl FnOnce(&mut Settings)) -> Settings {
+    let mut s = Settings::default();
+    f(&mut s);
+    s
+}
+
+#[test]
+fn defaults_are_the_embedded_mode() {
+    let c = Config::from_settings(&Settings::default()).unwrap();
+    assert_eq!(c.listen.to_string(), "0.0.0.0:8006");
+    assert!(matches!(c.store, StoreConfig::Local { .. }));
+    assert!(c.loki.is_none());
+    assert_eq!(c.limits.max_replay_body, 5 * MIB);
+    assert_eq!(c.limits.max_replay_decompressed, 50 * MIB);
+    assert!(matches!(c.allowed_origins, AllowedOrigins::Any));
+}
+
+#[test]
+fn errors_name_the_setting() {
+    let cases: Vec<(Settings, &str)> = vec![
+        (settings(|s| s.listen = Some("nope".into())), "OBSERVER_LISTEN"),
+        (settings(|s| s.max_replay_body = Some("lots".into())), "OBSERVER_MAX_REPLAY_BODY"),
+        (settings(|s| s.loki_url = Some("ftp://x".into())), "OBSERVER_LOKI_URL"),
+        (settings(|s| s.s3_endpoint = Some("http://minio:9000".into())), "OBSERVER_S3_BUCKET"),
+        (settings(|s| s.allowed_origins = Some("https://a.example/path".into())), "OBSERVER_ALLOWED_ORIGINS"),
+        (settings(|s| s.ingest_keys = Some(" , ".into())), "OBSERVER_INGEST_KEYS"),
+        (settings(|s| s.service_name = Some("bad label".into())), "OBSERVER_SERVICE_NAME"),
+        (settings(|s| s.request_timeout = Some("0s".into())), "OBSERVER_REQUEST_TIMEOUT"),
+        (settings(|s| s.viewer_tokens = Some("short".into())), "OBSERVER_VIEWER_TOKENS"),
+        (settings(|s| s.viewer_tokens = Some("sixteen-chars-ok, has space inside!".into())), "OBSERVER_VIEWER_TOKENS"),
+        (settings(|s| s.share_secret = Some("too short for hmac".into())), "OBSERVER_SHARE_SECRET"),
+        (settings(|s| s.public_url = Some("localhost:8006".into())), "OBSERVER_PUBLIC_URL"),
+        (settings(|s| s.public_url = Some("http://h.example/?x=1".into())), "OBSERVER_PUBLIC_URL"),
+        (settings(|s| s.max_stream_chunks = Some("0".into())), "OBSERVER_MAX_STREAM_CHUNKS"),
+        (settings(|s| s.fetch_concurrency = Some("0".into())), "OBSERVER_FETCH_CONCURRENCY"),
+        (settings(|s| s.auth_failures_per_minute = Some("-1".into())), "OBSERVER_AUTH_FAILURES_PER_MINUTE"),
+        (settings(|s| s.auth_failures_per_minute = Some("99999999999".into())), "OBSERVER_AUTH_FAILURES_PER_MINUTE"),
+    ];
+    for (s, setting) in cases {
+        let err = Config::from_settings(&s).unwrap_err().to_string();
+        assert!(err.contains(setting), "{err} should name {setting}");
+    }
+}
+
+#[test]
+fn env_wins_over_file() {
+    let file: Settings = toml::from_str("listen = \"127.0.0.1:1\"\nmax_batch_items = 5\nqueue_capacity = 10").unwrap();
+    let cli = settings(|s| s.listen = Some("127.0.0.1:2".into()));
+    let c = Config::from_settings(&cli.over(file)).unwrap();
+    assert_eq!(c.listen.port(), 2);
+    assert_eq!(c.limits.max_batch_items, 5);
+}
+
+#[test]
+fn unknown_file_keys_are_rejected() {
+    assert!(toml::from_str::<Settings>("lisen = \"x\"").is_err());
+}
+
+#[test]
+fn secrets_do_not_print() {
+    let c = Config::from_settings(&settings(|s| {
+        s.ingest_keys = Some("supersecretkey".into());
+        s.viewer_tokens = Some("superviewertoken-1,superviewertoken-2".into());
+        s.share_secret = Some("supershare-0123456789abcdef0123456789".into());
+    }))
+    .unwrap();
+    assert_eq!(c.viewer_tokens.len(), 2);
+    assert!(!format!("{c:?}").contains("super"), "{c:?}");
+}
+
+#[test]
+fn viewer_defaults() {
+    let c = Config::from_settings(&Settings::default()).unwrap();
+    assert!(c.viewer_tokens.is_empty() && c.share_secret.is_none());
+    assert_eq!(c.public_url, "http://localhost:8006");
+    assert_eq!(c.limits.max_stream_chunks, 2000);
+    assert_eq!(c.limits.fetch_concurrency, 32);
+    assert_eq!(c.limits.auth_failures_per_minute, 10);
+    let c = Config::from_settings(&settings(|s| s.auth_failures_per_minute = Some("0".into()))).unwrap();
+    assert_eq!(c.limits.auth_failures_per_minute, 0, "0 turns the brake off");
+    let c = Config::from_settings(&settings(|s| s.public_url = Some("https://obs.example/base/".into()))).unwrap();
+    assert_eq!(c.public_url, "https://obs.example/base");
+}
