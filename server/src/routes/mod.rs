@@ -15,6 +15,7 @@
 mod errors;
 mod events;
 pub mod extract;
+mod negotiate;
 mod ops;
 mod player;
 mod replay;
