@@ -18,7 +18,8 @@ use url::Url;
 
 use self::parse::{
     parse_bool, parse_count, parse_duration, parse_http_url, parse_ingest_keys, parse_label_value, parse_log_filter,
-    parse_origins, parse_public_url, parse_share_secret, parse_size, parse_store, parse_viewer_tokens,
+    parse_loki_url_and_auth, parse_origins, parse_public_url, parse_share_secret, parse_size, parse_store,
+    parse_viewer_tokens,
 };
 pub use self::settings::Settings;
 
@@ -99,12 +100,48 @@ pub struct Limits {
     pub max_stream_chunks: usize,
     /// Chunk and session-events reads of the fetch API served at once.
     pub fetch_concurrency: usize,
+    /// Ingestion requests per second per `session_id`; 0 = no limit.
+    pub rate_limit_per_session: u32,
+    /// A replay chunk's `seq` must be below this.
+    pub max_session_chunks: u32,
+    /// Stored (compressed) replay bytes one session may hold.
+    pub max_session_bytes: u64,
+    /// Deepest JSON nesting accepted in a replay chunk.
+    pub max_replay_depth: usize,
+    /// Request body bytes all requests together may hold in memory.
+    pub max_inflight_bytes: usize,
+}
+
+/// Connection-level limits, applied by the accept loop.
+#[derive(Debug, Clone)]
+pub struct ConnectionLimits {
+    /// Time to send a request's headers (from connect or the previous answer).
+    pub header_read_timeout: Duration,
+    /// Longest idle keep-alive connection.
+    pub idle_timeout: Duration,
+    /// Longest time a response may wait for the client to read it.
+    pub send_timeout: Duration,
+    /// Most connections open at once.
+    pub max_connections: usize,
+}
+
+/// How Observer authenticates to Loki.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LokiAuth {
+    None,
+    Basic { username: String, password: Secret },
+    Bearer(Secret),
 }
 
 /// How log records reach Loki.
 #[derive(Debug, Clone)]
 pub struct LokiConfig {
+    /// Without user info: credentials given in the URL move to `auth`, so
+    /// the URL can be logged.
     pub url: Url,
+    pub auth: LokiAuth,
+    /// Sent as `X-Scope-OrgID`.
+    pub tenant_id: Option<String>,
     pub batch_records: usize,
     pub batch_bytes: usize,
     pub batch_wait: Duration,
@@ -127,6 +164,7 @@ pub struct Config {
     /// Base of printed links, without a trailing `/`.
     pub public_url: String,
     pub limits: Limits,
+    pub connections: ConnectionLimits,
     pub shutdown_timeout: Duration,
     pub log_filter: String,
 }
@@ -160,17 +198,48 @@ impl Config {
 
         let loki = match s.loki_url.as_deref() {
             None => None,
-            Some(raw) => Some(LokiConfig {
-                url: parse_http_url("OBSERVER_LOKI_URL", raw)?,
-                batch_records: parse_count("OBSERVER_LOKI_BATCH_RECORDS", s.loki_batch_records.as_deref(), 1000, 1)?,
-                batch_bytes: parse_size("OBSERVER_LOKI_BATCH_BYTES", s.loki_batch_bytes.as_deref(), MIB)?,
-                batch_wait: parse_duration(
-                    "OBSERVER_LOKI_BATCH_WAIT",
-                    s.loki_batch_wait.as_deref(),
-                    Duration::from_secs(1),
-                )?,
+            Some(raw) => Some({
+                let (url, auth) = parse_loki_url_and_auth(
+                    parse_http_url("OBSERVER_LOKI_URL", raw)?,
+                    s.loki_username.as_deref(),
+                    s.loki_password.as_deref(),
+                    s.loki_bearer_token.as_deref(),
+                )?;
+                LokiConfig {
+                    url,
+                    auth,
+                    tenant_id: s
+                        .loki_tenant_id
+                        .as_deref()
+                        .map(|raw| parse_label_value("OBSERVER_LOKI_TENANT_ID", raw))
+                        .transpose()?,
+                    batch_records: parse_count(
+                        "OBSERVER_LOKI_BATCH_RECORDS",
+                        s.loki_batch_records.as_deref(),
+                        1000,
+                        1,
+                    )?,
+                    batch_bytes: parse_size("OBSERVER_LOKI_BATCH_BYTES", s.loki_batch_bytes.as_deref(), MIB)?,
+                    batch_wait: parse_duration(
+                        "OBSERVER_LOKI_BATCH_WAIT",
+                        s.loki_batch_wait.as_deref(),
+                        Duration::from_secs(1),
+                    )?,
+                }
             }),
         };
+        if s.loki_url.is_none() {
+            for (setting, value) in [
+                ("OBSERVER_LOKI_USERNAME", &s.loki_username),
+                ("OBSERVER_LOKI_PASSWORD", &s.loki_password),
+                ("OBSERVER_LOKI_BEARER_TOKEN", &s.loki_bearer_token),
+                ("OBSERVER_LOKI_TENANT_ID", &s.loki_tenant_id),
+            ] {
+                if value.is_some() {
+                    return Err(invalid(setting, "needs OBSERVER_LOKI_URL"));
+                }
+            }
+        }
 
         let limits = Limits {
             max_json_body: parse_size("OBSERVER_MAX_JSON_BODY", s.max_json_body.as_deref(), MIB)?,
@@ -194,7 +263,7 @@ impl Config {
             )?,
             queue_capacity: parse_count("OBSERVER_QUEUE_CAPACITY", s.queue_capacity.as_deref(), 50_000, 1)?,
             queue_bytes: parse_size("OBSERVER_QUEUE_BYTES", s.queue_bytes.as_deref(), 256 * MIB)?,
-            rate_limit_per_ip: parse_count("OBSERVER_RATE_LIMIT_PER_IP", s.rate_limit_per_ip.as_deref(), 0, 0)?
+            rate_limit_per_ip: parse_count("OBSERVER_RATE_LIMIT_PER_IP", s.rate_limit_per_ip.as_deref(), 100, 0)?
                 .try_into()
                 .map_err(|_| invalid("OBSERVER_RATE_LIMIT_PER_IP", "too large"))?,
             auth_failures_per_minute: parse_count(
@@ -208,6 +277,37 @@ impl Config {
             trust_forwarded_for: parse_bool("OBSERVER_TRUST_FORWARDED_FOR", s.trust_forwarded_for.as_deref(), false)?,
             max_stream_chunks: parse_count("OBSERVER_MAX_STREAM_CHUNKS", s.max_stream_chunks.as_deref(), 2000, 1)?,
             fetch_concurrency: parse_count("OBSERVER_FETCH_CONCURRENCY", s.fetch_concurrency.as_deref(), 32, 1)?,
+            rate_limit_per_session: parse_count(
+                "OBSERVER_RATE_LIMIT_PER_SESSION",
+                s.rate_limit_per_session.as_deref(),
+                20,
+                0,
+            )?
+            .try_into()
+            .map_err(|_| invalid("OBSERVER_RATE_LIMIT_PER_SESSION", "too large"))?,
+            max_session_chunks: parse_count("OBSERVER_MAX_SESSION_CHUNKS", s.max_session_chunks.as_deref(), 720, 1)?
+                .try_into()
+                .map_err(|_| invalid("OBSERVER_MAX_SESSION_CHUNKS", "too large"))?,
+            max_session_bytes: parse_size("OBSERVER_MAX_SESSION_BYTES", s.max_session_bytes.as_deref(), 200 * MIB)?
+                as u64,
+            max_replay_depth: parse_count("OBSERVER_MAX_REPLAY_DEPTH", s.max_replay_depth.as_deref(), 1000, 2)?,
+            max_inflight_bytes: parse_size("OBSERVER_MAX_INFLIGHT_BYTES", s.max_inflight_bytes.as_deref(), 48 * MIB)?,
+        };
+        if limits.max_inflight_bytes < limits.max_replay_body.max(limits.max_json_body) {
+            return Err(invalid(
+                "OBSERVER_MAX_INFLIGHT_BYTES",
+                "must be at least OBSERVER_MAX_REPLAY_BODY and OBSERVER_MAX_JSON_BODY (one request must fit)",
+            ));
+        }
+        let connections = ConnectionLimits {
+            header_read_timeout: parse_duration(
+                "OBSERVER_HEADER_READ_TIMEOUT",
+                s.header_read_timeout.as_deref(),
+                Duration::from_secs(10),
+            )?,
+            idle_timeout: parse_duration("OBSERVER_IDLE_TIMEOUT", s.idle_timeout.as_deref(), Duration::from_secs(60))?,
+            send_timeout: parse_duration("OBSERVER_SEND_TIMEOUT", s.send_timeout.as_deref(), Duration::from_secs(30))?,
+            max_connections: parse_count("OBSERVER_MAX_CONNECTIONS", s.max_connections.as_deref(), 4096, 1)?,
         };
         if limits.max_replay_decompressed < limits.max_replay_body {
             return Err(invalid(
@@ -242,6 +342,7 @@ impl Config {
             share_secret: parse_share_secret(s.share_secret.as_deref())?,
             public_url: parse_public_url(s.public_url.as_deref(), listen)?,
             limits,
+            connections,
             shutdown_timeout: parse_duration(
                 "OBSERVER_SHUTDOWN_TIMEOUT",
                 s.shutdown_timeout.as_deref(),

@@ -7,7 +7,8 @@ use axum::http::HeaderValue;
 use url::Url;
 
 use super::{
-    AllowedOrigins, ConfigError, MIN_SHARE_SECRET_BYTES, MIN_VIEWER_TOKEN_CHARS, Secret, Settings, StoreConfig, invalid,
+    AllowedOrigins, ConfigError, LokiAuth, MIN_SHARE_SECRET_BYTES, MIN_VIEWER_TOKEN_CHARS, Secret, Settings,
+    StoreConfig, invalid,
 };
 
 pub(super) fn parse_size(setting: &'static str, raw: Option<&str>, default: usize) -> Result<usize, ConfigError> {
@@ -193,4 +194,60 @@ pub(super) fn parse_store(s: &Settings, data_dir: &std::path::Path) -> Result<St
         return Err(invalid("OBSERVER_S3_KEY_PREFIX", "must be relative and must not contain '.' or '..' segments"));
     }
     Ok(StoreConfig::S3 { endpoint, bucket: bucket.to_owned(), region, key_prefix })
+}
+
+/// Takes credentials out of the Loki URL (`http://user:pass@loki:3100`)
+/// into `LokiAuth`, so that the URL itself never holds a secret and can be
+/// logged; explicit settings and URL credentials must not both be given.
+pub(super) fn parse_loki_url_and_auth(
+    mut url: Url,
+    username: Option<&str>,
+    password: Option<&str>,
+    bearer_token: Option<&str>,
+) -> Result<(Url, LokiAuth), ConfigError> {
+    let in_url = (!url.username().is_empty() || url.password().is_some()).then(|| {
+        let decode = |s: &str| percent_decode(s);
+        (decode(url.username()), decode(url.password().unwrap_or("")))
+    });
+    if in_url.is_some() {
+        // Cannot fail for http(s) URLs with a host (parse_http_url checked).
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+    }
+    let explicit_basic = username.is_some() || password.is_some();
+    let auth = match (in_url, explicit_basic, bearer_token) {
+        (Some(_), true, _) | (Some(_), _, Some(_)) => {
+            return Err(invalid(
+                "OBSERVER_LOKI_URL",
+                "holds credentials and OBSERVER_LOKI_USERNAME/PASSWORD/BEARER_TOKEN are set too; give them once",
+            ));
+        }
+        (_, true, Some(_)) => {
+            return Err(invalid(
+                "OBSERVER_LOKI_BEARER_TOKEN",
+                "cannot be combined with OBSERVER_LOKI_USERNAME/PASSWORD",
+            ));
+        }
+        (Some((username, password)), false, None) => LokiAuth::Basic { username, password: Secret::new(password) },
+        (None, true, None) => {
+            let username = username.map(str::trim).unwrap_or("");
+            if username.is_empty() {
+                return Err(invalid("OBSERVER_LOKI_USERNAME", "is required with OBSERVER_LOKI_PASSWORD"));
+            }
+            LokiAuth::Basic { username: username.to_owned(), password: Secret::new(password.unwrap_or("")) }
+        }
+        (None, false, Some(token)) => {
+            let token = token.trim();
+            if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(invalid("OBSERVER_LOKI_BEARER_TOKEN", "must be printable ASCII without spaces"));
+            }
+            LokiAuth::Bearer(Secret::new(token))
+        }
+        (None, false, None) => LokiAuth::None,
+    };
+    Ok((url, auth))
+}
+
+fn percent_decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
 }

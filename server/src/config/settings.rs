@@ -171,7 +171,7 @@ pub struct Settings {
     pub loki_batch_wait: Option<String>,
 
     /// Requests per second allowed per client IP on ingestion routes
-    /// (burst: twice that); 0 turns rate limiting off. [default: 0]
+    /// (burst: twice that); 0 turns rate limiting off. [default: 100]
     #[arg(long, env = "OBSERVER_RATE_LIMIT_PER_IP", value_name = "N")]
     #[serde(deserialize_with = "scalar")]
     pub rate_limit_per_ip: Option<String>,
@@ -191,6 +191,81 @@ pub struct Settings {
     #[arg(long, env = "OBSERVER_TRUST_FORWARDED_FOR", value_name = "BOOL")]
     #[serde(deserialize_with = "scalar")]
     pub trust_forwarded_for: Option<String>,
+
+    /// Requests per second allowed per `session_id` on ingestion routes
+    /// (burst: twice that); 0 turns it off. [default: 20]
+    #[arg(long, env = "OBSERVER_RATE_LIMIT_PER_SESSION", value_name = "N")]
+    #[serde(deserialize_with = "scalar")]
+    pub rate_limit_per_session: Option<String>,
+
+    /// Most replay chunks one session may store: chunk `seq` must be below
+    /// it. [default: 720]
+    #[arg(long, env = "OBSERVER_MAX_SESSION_CHUNKS", value_name = "N")]
+    #[serde(deserialize_with = "scalar")]
+    pub max_session_chunks: Option<String>,
+
+    /// Most replay bytes (as stored, compressed) one session may store.
+    /// [default: 200MiB]
+    #[arg(long, env = "OBSERVER_MAX_SESSION_BYTES", value_name = "SIZE")]
+    #[serde(deserialize_with = "scalar")]
+    pub max_session_bytes: Option<String>,
+
+    /// Deepest JSON nesting accepted in a replay chunk. [default: 1000]
+    #[arg(long, env = "OBSERVER_MAX_REPLAY_DEPTH", value_name = "N")]
+    #[serde(deserialize_with = "scalar")]
+    pub max_replay_depth: Option<String>,
+
+    /// Request bodies held in memory by all requests together; past it,
+    /// ingestion answers 503 with `Retry-After`. [default: 48MiB]
+    #[arg(long, env = "OBSERVER_MAX_INFLIGHT_BYTES", value_name = "SIZE")]
+    #[serde(deserialize_with = "scalar")]
+    pub max_inflight_bytes: Option<String>,
+
+    /// Time a client has to send a request's headers, from the connection's
+    /// start or the end of its previous request. [default: 10s]
+    #[arg(long, env = "OBSERVER_HEADER_READ_TIMEOUT", value_name = "DURATION")]
+    #[serde(deserialize_with = "scalar")]
+    pub header_read_timeout: Option<String>,
+
+    /// How long an idle keep-alive connection stays open. [default: 60s]
+    #[arg(long, env = "OBSERVER_IDLE_TIMEOUT", value_name = "DURATION")]
+    #[serde(deserialize_with = "scalar")]
+    pub idle_timeout: Option<String>,
+
+    /// How long a response may wait for a client that stops reading it
+    /// before the connection is dropped. [default: 30s]
+    #[arg(long, env = "OBSERVER_SEND_TIMEOUT", value_name = "DURATION")]
+    #[serde(deserialize_with = "scalar")]
+    pub send_timeout: Option<String>,
+
+    /// Most client connections open at once; more are closed on accept.
+    /// [default: 4096]
+    #[arg(long, env = "OBSERVER_MAX_CONNECTIONS", value_name = "N")]
+    #[serde(deserialize_with = "scalar")]
+    pub max_connections: Option<String>,
+
+    /// User name for HTTP basic authentication to Loki (with
+    /// OBSERVER_LOKI_PASSWORD). [default: none]
+    #[arg(long, env = "OBSERVER_LOKI_USERNAME", value_name = "USER")]
+    #[serde(deserialize_with = "scalar")]
+    pub loki_username: Option<String>,
+
+    /// Password for HTTP basic authentication to Loki. [default: none]
+    #[arg(long, env = "OBSERVER_LOKI_PASSWORD", value_name = "PASSWORD", hide_env_values = true)]
+    #[serde(deserialize_with = "scalar")]
+    pub loki_password: Option<String>,
+
+    /// Bearer token sent to Loki (instead of basic authentication).
+    /// [default: none]
+    #[arg(long, env = "OBSERVER_LOKI_BEARER_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    #[serde(deserialize_with = "scalar")]
+    pub loki_bearer_token: Option<String>,
+
+    /// Loki tenant, sent as `X-Scope-OrgID` (multi-tenant Loki).
+    /// [default: none]
+    #[arg(long, env = "OBSERVER_LOKI_TENANT_ID", value_name = "TENANT")]
+    #[serde(deserialize_with = "scalar")]
+    pub loki_tenant_id: Option<String>,
 
     /// How long shutdown waits for in-flight requests and log delivery.
     /// [default: 15s]
@@ -268,6 +343,19 @@ impl Settings {
             rate_limit_per_ip,
             auth_failures_per_minute,
             trust_forwarded_for,
+            rate_limit_per_session,
+            max_session_chunks,
+            max_session_bytes,
+            max_replay_depth,
+            max_inflight_bytes,
+            header_read_timeout,
+            idle_timeout,
+            send_timeout,
+            max_connections,
+            loki_username,
+            loki_password,
+            loki_bearer_token,
+            loki_tenant_id,
             shutdown_timeout,
             log,
         )

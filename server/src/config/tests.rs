@@ -83,3 +83,45 @@ fn viewer_defaults() {
     let c = Config::from_settings(&settings(|s| s.public_url = Some("https://obs.example/base/".into()))).unwrap();
     assert_eq!(c.public_url, "https://obs.example/base");
 }
+
+#[test]
+fn loki_credentials_leave_the_url() {
+    let config = Config::from_settings(&settings(|s| {
+        s.loki_url = Some("https://user%40x:p%3Ass@loki.example:3100/".into());
+    }))
+    .unwrap();
+    let loki = config.loki.unwrap();
+    assert_eq!(loki.url.as_str(), "https://loki.example:3100/");
+    assert_eq!(loki.auth, LokiAuth::Basic { username: "user@x".into(), password: Secret::new("p:ss") });
+
+    let config = Config::from_settings(&settings(|s| {
+        s.loki_url = Some("http://loki:3100".into());
+        s.loki_bearer_token = Some("tok".into());
+        s.loki_tenant_id = Some("team-a".into());
+    }))
+    .unwrap();
+    let loki = config.loki.unwrap();
+    assert_eq!(loki.auth, LokiAuth::Bearer(Secret::new("tok")));
+    assert_eq!(loki.tenant_id.as_deref(), Some("team-a"));
+
+    let both = Config::from_settings(&settings(|s| {
+        s.loki_url = Some("http://u:p@loki:3100".into());
+        s.loki_password = Some("p".into());
+    }));
+    assert!(both.unwrap_err().to_string().contains("OBSERVER_LOKI_URL"));
+    let without_url = Config::from_settings(&settings(|s| s.loki_tenant_id = Some("t".into())));
+    assert!(without_url.unwrap_err().to_string().contains("OBSERVER_LOKI_TENANT_ID"));
+}
+
+#[test]
+fn hostile_client_defaults() {
+    let config = Config::from_settings(&Settings::default()).unwrap();
+    assert_eq!(config.limits.rate_limit_per_ip, 100);
+    assert_eq!(config.limits.rate_limit_per_session, 20);
+    assert_eq!(config.limits.max_session_chunks, 720);
+    assert_eq!(config.limits.max_session_bytes, 200 * 1024 * 1024);
+    assert_eq!(config.connections.header_read_timeout, std::time::Duration::from_secs(10));
+    assert_eq!(config.connections.send_timeout, std::time::Duration::from_secs(30));
+    let tiny = Config::from_settings(&settings(|s| s.max_inflight_bytes = Some("1MiB".into())));
+    assert!(tiny.unwrap_err().to_string().contains("OBSERVER_MAX_INFLIGHT_BYTES"));
+}
