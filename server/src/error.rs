@@ -36,6 +36,8 @@ pub enum LimitName {
     ReplayDecompressed,
     BatchItems,
     StreamChunks,
+    SessionChunks,
+    SessionBytes,
 }
 
 impl LimitName {
@@ -47,6 +49,26 @@ impl LimitName {
             LimitName::ReplayDecompressed => "OBSERVER_MAX_REPLAY_DECOMPRESSED",
             LimitName::BatchItems => "OBSERVER_MAX_BATCH_ITEMS",
             LimitName::StreamChunks => "OBSERVER_MAX_STREAM_CHUNKS",
+            LimitName::SessionChunks => "OBSERVER_MAX_SESSION_CHUNKS",
+            LimitName::SessionBytes => "OBSERVER_MAX_SESSION_BYTES",
+        }
+    }
+}
+
+/// What an ingestion rate limit is counted per.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateScope {
+    /// `OBSERVER_RATE_LIMIT_PER_IP`.
+    ClientIp,
+    /// `OBSERVER_RATE_LIMIT_PER_SESSION`.
+    Session,
+}
+
+impl RateScope {
+    fn describe(self) -> &'static str {
+        match self {
+            RateScope::ClientIp => "from this client",
+            RateScope::Session => "for this session_id",
         }
     }
 }
@@ -101,6 +123,13 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("too many requests; retry after {} s", retry_after.as_secs())]
     RateLimited { retry_after: Duration },
+    /// An ingestion rate limit (per client IP or per session); the same
+    /// wire code as `RateLimited`, its own metrics reason.
+    #[error("too many requests {}; retry after {} s", scope.describe(), retry_after.as_secs().max(1))]
+    OverRate { scope: RateScope, retry_after: Duration },
+    /// The request names something that already exists with other content.
+    #[error("{message}")]
+    Conflict { message: String },
     #[error("{what} cannot take data right now; retry after {} s", retry_after.as_secs())]
     Unavailable { what: &'static str, retry_after: Duration },
     #[error("internal error")]
@@ -139,7 +168,8 @@ impl ApiError {
             ApiError::OriginNotAllowed { .. } => "origin_not_allowed",
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
-            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::RateLimited { .. } | ApiError::OverRate { .. } => "rate_limited",
+            ApiError::Conflict { .. } => "conflict",
             ApiError::Unavailable { .. } => "unavailable",
             ApiError::Internal(_) => "internal",
         }
@@ -156,7 +186,8 @@ impl ApiError {
             ApiError::OriginNotAllowed { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RateLimited { .. } | ApiError::OverRate { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -170,6 +201,9 @@ impl ApiError {
             ApiError::Unauthorized(_) | ApiError::TokenExpired | ApiError::TokenInvalid => RejectReason::Unauthorized,
             ApiError::OriginNotAllowed { .. } => RejectReason::ForbiddenOrigin,
             ApiError::RateLimited { .. } => RejectReason::RateLimited,
+            ApiError::OverRate { scope: RateScope::ClientIp, .. } => RejectReason::RateLimitedIp,
+            ApiError::OverRate { scope: RateScope::Session, .. } => RejectReason::RateLimitedSession,
+            ApiError::Conflict { .. } => RejectReason::Conflict,
             ApiError::Unavailable { .. } => RejectReason::Unavailable,
             ApiError::Internal(_) => RejectReason::Internal,
         }
@@ -177,7 +211,9 @@ impl ApiError {
 
     fn retry_after(&self) -> Option<Duration> {
         match self {
-            ApiError::RateLimited { retry_after } | ApiError::Unavailable { retry_after, .. } => Some(*retry_after),
+            ApiError::RateLimited { retry_after }
+            | ApiError::OverRate { retry_after, .. }
+            | ApiError::Unavailable { retry_after, .. } => Some(*retry_after),
             _ => None,
         }
     }

@@ -86,6 +86,12 @@ label_enum!(
         Unauthorized => "unauthorized",
         ForbiddenOrigin => "forbidden_origin",
         RateLimited => "rate_limited",
+        /// Over `OBSERVER_RATE_LIMIT_PER_IP`.
+        RateLimitedIp => "rate_limited_ip",
+        /// Over `OBSERVER_RATE_LIMIT_PER_SESSION`.
+        RateLimitedSession => "rate_limited_session",
+        /// A replay chunk re-sent with other content than the one stored.
+        Conflict => "conflict",
         Timeout => "timeout",
         Unavailable => "unavailable",
         Internal => "internal",
@@ -202,6 +208,7 @@ pub struct Metrics {
     pub events_accepted: Family<EventTypeLabels, Counter>,
     pub replay_chunks_accepted: Counter,
     pub replay_chunks_duplicate: Counter,
+    pub replay_chunks_clamped: Counter,
     pub replay_received_bytes: Counter,
     pub replay_decompressed_bytes: Counter,
     pub replay_compression_ratio: Histogram,
@@ -228,6 +235,7 @@ impl Metrics {
             events_accepted: Family::default(),
             replay_chunks_accepted: Counter::default(),
             replay_chunks_duplicate: Counter::default(),
+            replay_chunks_clamped: Counter::default(),
             replay_received_bytes: Counter::default(),
             replay_decompressed_bytes: Counter::default(),
             replay_compression_ratio: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
@@ -262,6 +270,11 @@ impl Metrics {
             "replay_chunks_duplicate",
             "Replay chunks re-sent for a (session_id, seq) already stored",
             m.replay_chunks_duplicate.clone(),
+        );
+        r.register(
+            "replay_chunks_clamped",
+            "Replay chunks whose stored timestamps were clamped (events dated too far in the future)",
+            m.replay_chunks_clamped.clone(),
         );
         r.register_with_unit(
             "replay_received",

@@ -11,7 +11,7 @@ use crate::{
     health::Readiness,
     ingest::user_agent::UserAgentParser,
     metrics::Metrics,
-    rate_limit::{AuthFailureBrake, RateLimiter},
+    rate_limit::{AuthFailureBrake, RateLimiter, SessionBytes, SessionRateLimiter},
     store::ReplayStore,
 };
 
@@ -44,6 +44,10 @@ pub struct AppState {
     pub rate_limiter: Option<RateLimiter>,
     /// Brute-force brake on fetch tokens; `None` when it is off.
     pub auth_brake: Option<AuthFailureBrake>,
+    /// Ingestion requests per `session_id` (a no-op when off).
+    pub session_rate_limiter: SessionRateLimiter,
+    /// Replay bytes stored per session, against `OBSERVER_MAX_SESSION_BYTES`.
+    pub session_bytes: Arc<SessionBytes>,
 }
 
 impl AppState {
@@ -66,6 +70,11 @@ impl AppState {
                 config.limits.auth_failures_per_minute,
                 config.limits.trust_forwarded_for,
             ),
+            session_rate_limiter: SessionRateLimiter::new(config.limits.rate_limit_per_session),
+            session_bytes: Arc::new(SessionBytes::new(
+                config.limits.max_session_bytes,
+                config.limits.max_session_chunks,
+            )),
             user_agents: Arc::new(UserAgentParser::new(USER_AGENT_CACHE_ENTRIES)),
             records: Arc::new(queue.clone()),
             queue,

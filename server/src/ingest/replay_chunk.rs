@@ -5,6 +5,7 @@ use std::io::Write;
 
 use bytes::Bytes;
 use flate2::{Compression, write::GzEncoder};
+use xxhash_rust::xxh3::xxh3_64;
 
 use super::decompress::{gunzip_bounded, is_gzip};
 use crate::{
@@ -23,6 +24,9 @@ pub struct PreparedChunk {
     /// Whether the client sent gzip (else Observer compressed it).
     pub was_gzip: bool,
     pub summary: ChunkSummary,
+    /// xxh3-64 of the decompressed JSON: the same events re-sent (even
+    /// compressed differently) give the same hash.
+    pub content_hash: u64,
 }
 
 /// CPU-bound: call from a blocking thread for large bodies.
@@ -33,7 +37,15 @@ pub fn prepare_chunk(received: Bytes, declared_gzip: bool, limits: &Limits) -> R
     if declared_gzip || is_gzip(&received) {
         let json = gunzip_bounded(&received, limits.max_replay_decompressed, LimitName::ReplayDecompressed)?;
         let summary = validate_chunk(&json)?;
-        Ok(PreparedChunk { gzip: received, received_bytes, decompressed_bytes: json.len(), was_gzip: true, summary })
+        let content_hash = xxh3_64(&json);
+        Ok(PreparedChunk {
+            gzip: received,
+            received_bytes,
+            decompressed_bytes: json.len(),
+            was_gzip: true,
+            summary,
+            content_hash,
+        })
     } else {
         let summary = validate_chunk(&received)?;
         // Fast compression: rrweb JSON still shrinks ~8-10x at level 1,
@@ -47,6 +59,7 @@ pub fn prepare_chunk(received: Bytes, declared_gzip: bool, limits: &Limits) -> R
             decompressed_bytes: received.len(),
             was_gzip: false,
             summary,
+            content_hash: xxh3_64(&received),
         })
     }
 }

@@ -1,8 +1,11 @@
-//! Per-client limits, keyed by client IP.
+//! Per-client limits on ingestion and the fetch API.
 //!
 //! - [`RateLimiter`] (here): the ingestion routes' request rate
 //!   (`OBSERVER_RATE_LIMIT_PER_IP`), a GCRA limiter per client IP
 //!   (`governor`) with a burst of twice the per-second rate.
+//! - [`session`]: the same per `session_id` (`OBSERVER_RATE_LIMIT_PER_SESSION`).
+//! - [`session_bytes`]: replay bytes stored per session
+//!   (`OBSERVER_MAX_SESSION_BYTES`).
 //! - [`auth_failures`]: the brute-force brake on viewer and share tokens
 //!   (`OBSERVER_AUTH_FAILURES_PER_MINUTE`).
 //!
@@ -14,8 +17,11 @@
 //! keyed by their /64, the smallest block one subscriber usually gets.
 
 pub mod auth_failures;
+pub mod session;
+pub mod session_bytes;
 
 use std::{
+    hash::Hash,
     net::{IpAddr, SocketAddr},
     num::NonZeroU32,
     sync::Arc,
@@ -30,12 +36,17 @@ use axum::{
 };
 use governor::{DefaultKeyedRateLimiter, Quota, clock::Clock};
 
-use crate::{error::ApiError, state::AppState};
+use crate::{
+    error::{ApiError, RateScope},
+    state::AppState,
+};
 
 pub use auth_failures::AuthFailureBrake;
+pub use session::SessionRateLimiter;
+pub use session_bytes::SessionBytes;
 
-/// How often idle per-IP entries are forgotten, so the table stays bounded
-/// by the clients seen recently.
+/// How often idle per-key entries are forgotten, so the table stays bounded
+/// by the clients (or sessions) seen recently.
 const FORGET_IDLE_EVERY: Duration = Duration::from_secs(60);
 
 #[derive(Clone)]
@@ -60,15 +71,26 @@ impl RateLimiter {
     }
 }
 
-/// Takes a cell of `ip`'s budget; `Err(wait)` when none is left, with the
+/// Takes a cell of `key`'s budget; `Err(wait)` when none is left, with the
 /// time until the next one.
-fn check_key(limiter: &DefaultKeyedRateLimiter<IpAddr>, ip: IpAddr) -> Result<(), Duration> {
-    limiter.check_key(&ip).map_err(|not_until| not_until.wait_time_from(governor::clock::DefaultClock::default().now()))
+fn check_key<K: Hash + Eq + Clone>(limiter: &DefaultKeyedRateLimiter<K>, key: K) -> Result<(), Duration> {
+    limiter
+        .check_key(&key)
+        .map_err(|not_until| not_until.wait_time_from(governor::clock::DefaultClock::default().now()))
 }
 
-/// Every [`FORGET_IDLE_EVERY`], drops the entries of clients back at a full
+/// Whole seconds, rounded up and at least one, so a client that waits
+/// `Retry-After` finds budget again.
+fn retry_after(wait: Duration) -> Duration {
+    Duration::from_secs((wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1))
+}
+
+/// Every [`FORGET_IDLE_EVERY`], drops the entries of keys back at a full
 /// budget (and runs `also`), until `limiter` is dropped.
-fn forget_idle_clients(limiter: &Arc<DefaultKeyedRateLimiter<IpAddr>>, also: impl Fn() + Send + 'static) {
+fn forget_idle_clients<K>(limiter: &Arc<DefaultKeyedRateLimiter<K>>, also: impl Fn() + Send + 'static)
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+{
     let weak = Arc::downgrade(limiter);
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(FORGET_IDLE_EVERY);
@@ -113,8 +135,7 @@ pub async fn limit_ingest_rate(State(state): State<AppState>, request: Request, 
         && let Some(ip) = client_ip(request.headers(), request.extensions(), limiter.trust_forwarded_for)
         && let Err(wait) = limiter.check(ip)
     {
-        let retry_after = wait.max(Duration::from_secs(1));
-        return ApiError::RateLimited { retry_after }.into_response();
+        return ApiError::OverRate { scope: RateScope::ClientIp, retry_after: retry_after(wait) }.into_response();
     }
     next.run(request).await
 }

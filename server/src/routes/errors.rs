@@ -3,7 +3,9 @@
 //! - Body: one `ErrorReport` or an array of at most `OBSERVER_MAX_BATCH_ITEMS`
 //!   (100), JSON as `application/json` or `text/plain`, optionally gzip.
 //! - Limits: `OBSERVER_MAX_JSON_BODY` (1 MiB) as received and decompressed.
-//! - Answers: 202 `{"accepted": N}`; 400, 401, 403, 413, 415, 503.
+//! - Rate: `OBSERVER_RATE_LIMIT_PER_SESSION` per distinct `session_id` of
+//!   the batch (429 for the whole batch).
+//! - Answers: 202 `{"accepted": N}`; 400, 401, 403, 413, 415, 429, 503.
 
 use std::time::SystemTime;
 
@@ -43,6 +45,7 @@ async fn ingest_errors(
     let json = read_json_body(&state, &headers, body).await?;
     let reports: Vec<ErrorReport> = parse_batch(&json, state.config.limits.max_batch_items, epoch_ms(received_at))?;
     tracing::Span::current().record("items", reports.len());
+    state.session_rate_limiter.check(reports.iter().filter_map(|item| item.session_id.as_deref()))?;
     let context = request_context(&state, &headers, received_at);
     let records = reports.iter().enumerate().map(|(i, report)| error_record(report, i, &context)).collect();
     state.records.submit(records)?;

@@ -7,9 +7,15 @@
 //!   `OBSERVER_MAX_REPLAY_DECOMPRESSED` (50 MiB) after inflating; both
 //!   enforced while streaming.
 //! - Stored at `{prefix}replays/{session_id}/{seq:010}.json.gz`; a re-sent
-//!   `(session_id, seq)` is answered 202 and leaves the stored chunk as it is.
+//!   `(session_id, seq)` leaves the stored chunk as it is: 202 when it holds
+//!   the same events, 409 `conflict` when it holds others.
+//! - Per session: `OBSERVER_RATE_LIMIT_PER_SESSION` (20/s, 429),
+//!   `seq` below `OBSERVER_MAX_SESSION_CHUNKS` (720, 413) and at most
+//!   `OBSERVER_MAX_SESSION_BYTES` stored (200 MiB, 413).
+//! - Stored timestamps (what the listing and manifest show) are clamped to
+//!   the receive time + 1 h; the events are stored as sent.
 //! - At most `OBSERVER_REPLAY_CONCURRENCY` chunks are inflated at once.
-//! - Answers: 202 `{"session_id", "seq", "events"}`; 400, 401, 403, 413, 415, 429, 503.
+//! - Answers: 202 `{"session_id", "seq", "events"}`; 400, 401, 403, 409, 413, 415, 429, 503.
 
 use std::time::{Duration, SystemTime};
 
@@ -22,7 +28,7 @@ use axum::{
 };
 use serde::Serialize;
 
-use super::extract::{Accept, BodyEncoding, check_body_headers, content_length, request_context};
+use super::extract::{Accept, BodyEncoding, check_body_headers, content_length, epoch_ms, request_context};
 use crate::{
     delivery::{DeliveryError, LogRecord},
     error::{ApiError, LimitName},
@@ -34,7 +40,7 @@ use crate::{
     metrics::UndeliveredReason,
     payload::ReplayChunkQuery,
     state::AppState,
-    store::{ChunkMeta, PutOutcome, SessionDetails},
+    store::{ChunkMeta, NewChunk, PutOutcome, SessionDetails},
 };
 
 /// How long a chunk waits for a free decompression slot before 503.
@@ -61,6 +67,7 @@ async fn ingest_replay_chunk(
     let received_at = SystemTime::now();
     let query = ReplayChunkQuery::parse(query.as_deref())?;
     tracing::Span::current().record("session_id", query.session_id.as_str()).record("seq", query.seq);
+    check_session_limits(&state, &query)?;
     let encoding = check_body_headers(&headers, Accept::JsonOrBinary)?;
     let limits = state.config.limits.clone();
     let received = read_body(body, content_length(&headers), limits.max_replay_body, LimitName::ReplayBody).await?;
@@ -101,23 +108,58 @@ async fn ingest_replay_chunk(
     Ok((StatusCode::ACCEPTED, Json(ReplayChunkAccepted { session_id: session_id.to_string(), seq, events })))
 }
 
+/// The per-session limits known from the query alone, checked before the
+/// body is read: the chunk count (stateless: `seq` must be below the cap,
+/// so every replica agrees) and the session's request rate.
+fn check_session_limits(state: &AppState, query: &ReplayChunkQuery) -> Result<(), ApiError> {
+    let max_chunks = state.config.limits.max_session_chunks;
+    if query.seq >= max_chunks {
+        return Err(ApiError::TooLarge {
+            limit: LimitName::SessionChunks,
+            what: "the session's chunk count",
+            max: usize::try_from(max_chunks).unwrap_or(usize::MAX),
+        });
+    }
+    state.session_rate_limiter.check([query.session_id.as_str()])
+}
+
 async fn store_and_announce(
     state: AppState,
     query: ReplayChunkQuery,
     chunk: PreparedChunk,
     context: RequestContext,
 ) -> Result<PutOutcome, ApiError> {
-    let summary = &chunk.summary;
-    let meta = ChunkMeta {
+    let PreparedChunk { gzip, summary, content_hash, .. } = chunk;
+    let sent = ChunkMeta {
         first_timestamp: summary.first_timestamp,
         last_timestamp: summary.last_timestamp,
         events: summary.events,
     };
+    let (meta, clamped) = sent.clamp_future(epoch_ms(context.received_at));
+    if clamped {
+        state.metrics.replay_chunks_clamped.inc();
+    }
+    let reservation = state.session_bytes.reserve(state.store.as_ref(), &query.session_id, gzip.len() as u64).await?;
     // What the session listing shows; the store only keeps it for chunk 0.
     let details = SessionDetails { url: summary.meta_href.clone(), user_id: query.user_id.clone() };
-    let outcome = state.store.put_chunk(&query.session_id, query.seq, chunk.gzip, meta, &details).await?;
+    let new = NewChunk { gzip, meta, content_hash };
+    let outcome = state.store.put_chunk(&query.session_id, query.seq, new, &details).await?;
+    match outcome {
+        PutOutcome::Created => reservation.commit(),
+        // Dropping the reservation gives its bytes back.
+        PutOutcome::AlreadyExists => {}
+        PutOutcome::Conflict => {
+            return Err(ApiError::Conflict {
+                message: format!(
+                    "chunk {} of this session is already stored with other events, and is kept; \
+                     send new events under a new seq",
+                    query.seq
+                ),
+            });
+        }
+    }
     if outcome == PutOutcome::Created && query.seq == 0 {
-        let record = replay_started_record(&query.session_id, query.user_id.as_deref(), summary, &context);
+        let record = replay_started_record(&query.session_id, query.user_id.as_deref(), &summary, &context);
         submit_replay_started(&state, record).await;
     }
     Ok(outcome)

@@ -3,8 +3,9 @@
 //! Key layout (both backends, relative to the data directory or to
 //! `{OBSERVER_S3_KEY_PREFIX}`):
 //! - `replays/{session_id}/{seq:010}.json.gz`: the gzip-compressed JSON
-//!   array of rrweb events, with the chunk's first/last event timestamp and
-//!   event count as metadata (S3 user metadata, or a `.meta.json` sidecar);
+//!   array of rrweb events, with the chunk's first/last event timestamp,
+//!   event count and content hash as metadata (S3 user metadata, or a
+//!   `.meta.json` sidecar);
 //! - `replays/{session_id}/index/{seq:010}-{first}-{last}-{events}-{bytes}`
 //!   (S3 only): an empty object whose key carries the chunk's metadata, so
 //!   one `ListObjectsV2` yields a whole manifest (see [`index`]);
@@ -44,11 +45,70 @@ pub struct ChunkMeta {
     pub events: u32,
 }
 
-/// Whether a put wrote a new chunk or found it already stored.
+/// A validated chunk, as a put stores it.
+#[derive(Debug, Clone)]
+pub struct NewChunk {
+    pub gzip: Bytes,
+    pub meta: ChunkMeta,
+    /// xxh3-64 of the decompressed JSON, stored with the chunk so a re-send
+    /// of the same `(session_id, seq)` can be told from other content.
+    pub content_hash: u64,
+}
+
+/// How far past its receive time a chunk's stored timestamps may lie: room
+/// for clocks that run fast, not enough to pin a session to the top of the
+/// listing (which is ordered by chunk 0's first timestamp).
+pub const FUTURE_ALLOWANCE_MS: i64 = 3600 * 1000;
+
+impl ChunkMeta {
+    /// The timestamps kept for a chunk received at `received_ms`: at most
+    /// [`FUTURE_ALLOWANCE_MS`] later. True when any was cut. The events
+    /// themselves are stored as sent.
+    pub fn clamp_future(self, received_ms: i64) -> (ChunkMeta, bool) {
+        let latest = received_ms.saturating_add(FUTURE_ALLOWANCE_MS);
+        let clamped = ChunkMeta {
+            first_timestamp: self.first_timestamp.min(latest),
+            last_timestamp: self.last_timestamp.min(latest),
+            events: self.events,
+        };
+        (clamped, clamped != self)
+    }
+}
+
+/// Whether a put wrote a new chunk or found one already stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PutOutcome {
     Created,
+    /// The same content was already stored (an idempotent re-send).
     AlreadyExists,
+    /// Other content is stored under this `(session_id, seq)`; it is kept.
+    Conflict,
+}
+
+impl PutOutcome {
+    /// The outcome of a put that found a chunk stored, from what is stored
+    /// beside it (`None`: its metadata could not be read). Chunks stored
+    /// before content hashes were kept are compared by event count and
+    /// timestamps; unreadable metadata counts as the same chunk, as it did
+    /// before hashes existed.
+    pub fn of_existing(stored: Option<(ChunkMeta, Option<u64>)>, new: &NewChunk) -> PutOutcome {
+        let same = match stored {
+            None => true,
+            Some((_, Some(hash))) => hash == new.content_hash,
+            Some((meta, None)) => meta == new.meta,
+        };
+        if same { PutOutcome::AlreadyExists } else { PutOutcome::Conflict }
+    }
+}
+
+/// A content hash as stored (S3 metadata, sidecar): 16 hex digits.
+pub fn content_hash_text(hash: u64) -> String {
+    format!("{hash:016x}")
+}
+
+pub fn parse_content_hash(text: &str) -> Option<u64> {
+    // All hex digits: `from_str_radix` alone would also take a leading '+'.
+    (text.len() == 16 && text.bytes().all(|b| b.is_ascii_hexdigit())).then(|| u64::from_str_radix(text, 16).ok())?
 }
 
 /// What the session listing shows besides the id and start time, taken
@@ -130,14 +190,14 @@ pub fn parse_chunk_name(name: &str) -> Option<u32> {
 #[async_trait::async_trait]
 pub trait ReplayStore: Send + Sync + 'static {
     /// Stores a chunk unless one with the same `(session_id, seq)` exists,
-    /// in which case it is left as it is (idempotent re-send). Chunk 0 also
-    /// adds the session to the listing, with `details`.
+    /// in which case it is left as it is and compared
+    /// ([`PutOutcome::of_existing`]). Chunk 0 also adds the session to the
+    /// listing, with `details`.
     async fn put_chunk(
         &self,
         session_id: &SessionId,
         seq: u32,
-        gzip_body: Bytes,
-        meta: ChunkMeta,
+        chunk: NewChunk,
         details: &SessionDetails,
     ) -> Result<PutOutcome, StoreError>;
 
@@ -204,6 +264,41 @@ mod tests {
         assert_eq!(parse_chunk_name("4294967295.json.gz"), Some(u32::MAX));
         for bad in ["4294967296.json.gz", "000000007.json.gz", "0000000007.meta.json", "000000000x.json.gz", "index"] {
             assert_eq!(parse_chunk_name(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn existing_chunks_are_compared_by_hash_else_by_meta() {
+        let meta = ChunkMeta { first_timestamp: 1, last_timestamp: 2, events: 3 };
+        let new = NewChunk { gzip: Bytes::new(), meta, content_hash: 7 };
+        assert_eq!(PutOutcome::of_existing(Some((meta, Some(7))), &new), PutOutcome::AlreadyExists);
+        let other_meta = ChunkMeta { events: 4, ..meta };
+        assert_eq!(PutOutcome::of_existing(Some((other_meta, Some(7))), &new), PutOutcome::AlreadyExists);
+        assert_eq!(PutOutcome::of_existing(Some((meta, Some(8))), &new), PutOutcome::Conflict);
+        assert_eq!(PutOutcome::of_existing(Some((meta, None)), &new), PutOutcome::AlreadyExists);
+        assert_eq!(PutOutcome::of_existing(Some((other_meta, None)), &new), PutOutcome::Conflict);
+        assert_eq!(PutOutcome::of_existing(None, &new), PutOutcome::AlreadyExists);
+    }
+
+    #[test]
+    fn future_timestamps_are_clamped_to_the_allowance() {
+        let now = 1_700_000_000_000;
+        let sent = ChunkMeta { first_timestamp: now - 5000, last_timestamp: now + 1000, events: 3 };
+        assert_eq!(sent.clamp_future(now), (sent, false), "a fast clock within the allowance");
+        let far = ChunkMeta { first_timestamp: now + 10 * FUTURE_ALLOWANCE_MS, last_timestamp: i64::MAX, events: 3 };
+        let latest = now + FUTURE_ALLOWANCE_MS;
+        let kept = ChunkMeta { first_timestamp: latest, last_timestamp: latest, events: 3 };
+        assert_eq!(far.clamp_future(now), (kept, true));
+        let straddling = ChunkMeta { last_timestamp: i64::MAX, ..sent };
+        assert_eq!(straddling.clamp_future(now), (ChunkMeta { last_timestamp: latest, ..sent }, true));
+    }
+
+    #[test]
+    fn content_hash_texts() {
+        assert_eq!(content_hash_text(0xab), "00000000000000ab");
+        assert_eq!(parse_content_hash(&content_hash_text(u64::MAX)), Some(u64::MAX));
+        for bad in ["", "ab", "00000000000000ag", "+0000000000000ab", "000000000000000ab"] {
+            assert_eq!(parse_content_hash(bad), None, "{bad:?}");
         }
     }
 }

@@ -3,10 +3,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
-
 use super::{
-    ChunkListing, ChunkMeta, ChunkObject, PutOutcome, ReplayStore, SessionCursor, SessionDetails, SessionPage,
+    ChunkListing, ChunkObject, NewChunk, PutOutcome, ReplayStore, SessionCursor, SessionDetails, SessionPage,
     StoreError,
 };
 use crate::metrics::{Metrics, StoreOperation};
@@ -59,12 +57,11 @@ impl ReplayStore for TimedStore {
         &self,
         session_id: &SessionId,
         seq: u32,
-        gzip_body: Bytes,
-        meta: ChunkMeta,
+        chunk: NewChunk,
         details: &SessionDetails,
     ) -> Result<PutOutcome, StoreError> {
         let timer = OperationTimer::start(&self.metrics, StoreOperation::Put);
-        let result = self.inner.put_chunk(session_id, seq, gzip_body, meta, details).await;
+        let result = self.inner.put_chunk(session_id, seq, chunk, details).await;
         timer.finish(result.is_ok());
         result
     }
@@ -124,8 +121,11 @@ impl ReplayStore for TimedStore {
 mod tests {
     use prometheus_client::registry::Registry;
 
+    use bytes::Bytes;
+
     use super::*;
     use crate::config::StoreConfig;
+    use crate::store::ChunkMeta;
     use crate::store::open;
 
     #[tokio::test]
@@ -140,10 +140,8 @@ mod tests {
         let id = SessionId::parse("session-timed-1").unwrap();
         let meta = ChunkMeta { first_timestamp: 1, last_timestamp: 2, events: 3 };
         let details = SessionDetails::default();
-        assert_eq!(
-            store.put_chunk(&id, 0, Bytes::from_static(b"gz"), meta, &details).await.unwrap(),
-            PutOutcome::Created
-        );
+        let chunk = NewChunk { gzip: Bytes::from_static(b"gz"), meta, content_hash: 1 };
+        assert_eq!(store.put_chunk(&id, 0, chunk, &details).await.unwrap(), PutOutcome::Created);
         assert_eq!(store.list_chunks(&id, 10).await.unwrap().chunks.len(), 1);
         assert_eq!(store.list_sessions(10, None).await.unwrap().sessions.len(), 1);
         assert_eq!(store.get_chunk(&id, 0).await.unwrap().unwrap().gzip, Bytes::from_static(b"gz"));
@@ -176,8 +174,7 @@ mod tests {
             &self,
             _: &SessionId,
             _: u32,
-            _: Bytes,
-            _: ChunkMeta,
+            _: NewChunk,
             _: &SessionDetails,
         ) -> Result<PutOutcome, StoreError> {
             std::future::pending().await

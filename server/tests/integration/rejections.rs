@@ -388,7 +388,7 @@ async fn clients_over_their_rate_get_429_with_retry_after() {
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(server.stdout_records().len(), accepted, "refused requests are not logged");
     assert_eq!(
-        server.metric(r#"observer_payloads_rejected_total{route="errors",reason="rate_limited"}"#).await,
+        server.metric(r#"observer_payloads_rejected_total{route="errors",reason="rate_limited_ip"}"#).await,
         limited as f64
     );
 }

@@ -49,8 +49,7 @@ impl ReplayStore for Memory {
         &self,
         _: &SessionId,
         _: u32,
-        _: Bytes,
-        _: ChunkMeta,
+        _: crate::store::NewChunk,
         _: &SessionDetails,
     ) -> Result<PutOutcome, StoreError> {
         Err(StoreError::Config("not used by this test".into()))

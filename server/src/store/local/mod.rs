@@ -2,7 +2,9 @@
 //!
 //! Layout under the data directory, for each chunk:
 //! - `replays/{session_id}/{seq:010}.json.gz`: the gzip body as received;
-//! - `replays/{session_id}/{seq:010}.meta.json`: `{"first_timestamp","last_timestamp","events","bytes"}`.
+//! - `replays/{session_id}/{seq:010}.meta.json`:
+//!   `{"first_timestamp","last_timestamp","events","bytes","content_hash"}`
+//!   (`content_hash`, 16 hex digits, is absent from chunks stored by older versions).
 //!
 //! A session directory may also hold `.lock` (see below) and, briefly, `.tmp-*`
 //! files; anything reading the directory should only look at the two names above.
@@ -15,8 +17,9 @@
 //! Writes are idempotent and safe under concurrent re-sends:
 //! 1. take an exclusive advisory lock on `replays/{session_id}/.lock`, so re-sends
 //!    of one chunk (from this or another process) go one at a time;
-//! 2. if the chunk exists, answer `AlreadyExists` without touching anything
-//!    (also checked before step 1, to answer common re-sends without a lock);
+//! 2. if the chunk exists, compare its sidecar with the new chunk and answer
+//!    `AlreadyExists` or `Conflict` without touching anything (also checked
+//!    before step 1, to answer common re-sends without a lock);
 //! 3. write the sidecar to a temp file and rename it into place (replacing any
 //!    sidecar left behind by a write that crashed before step 4);
 //! 4. write the body to a temp file, fsync it and `hard_link` it to its final
@@ -32,12 +35,10 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use bytes::Bytes;
-
 use super::index::{SessionEntry, session_entry_name};
 use super::{
-    ChunkListing, ChunkMeta, ChunkObject, PutOutcome, ReplayStore, SessionCursor, SessionDetails, SessionPage,
-    StoreError, chunk_key,
+    ChunkListing, ChunkMeta, ChunkObject, NewChunk, PutOutcome, ReplayStore, SessionCursor, SessionDetails,
+    SessionPage, StoreError, chunk_key, content_hash_text, parse_content_hash,
 };
 use crate::payload::SessionId;
 
@@ -54,6 +55,15 @@ struct Sidecar {
     events: u32,
     /// Size of the gzip body in bytes.
     bytes: u64,
+    /// See [`crate::store::content_hash_text`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    content_hash: Option<String>,
+}
+
+impl Sidecar {
+    fn meta(&self) -> ChunkMeta {
+        ChunkMeta { first_timestamp: self.first_timestamp, last_timestamp: self.last_timestamp, events: self.events }
+    }
 }
 
 /// A [`ReplayStore`] writing to a directory on the local file system.
@@ -86,14 +96,13 @@ impl ReplayStore for LocalStore {
         &self,
         session_id: &SessionId,
         seq: u32,
-        gzip_body: Bytes,
-        meta: ChunkMeta,
+        new: NewChunk,
         details: &SessionDetails,
     ) -> Result<PutOutcome, StoreError> {
         let chunk = self.root.join(chunk_key("", session_id, seq));
         let (root, id, details) = (self.root.clone(), session_id.clone(), details.clone());
         let outcome = run_blocking(move || {
-            let outcome = put_blocking(&chunk, &gzip_body, meta)?;
+            let outcome = put_blocking(&chunk, &new)?;
             if seq == 0 {
                 // The chunk is stored: a failure here must not make the client
                 // re-send (its re-send would find the chunk and repair this).
@@ -162,10 +171,10 @@ fn sidecar_path(chunk: &Path) -> PathBuf {
     chunk.with_file_name(format!("{stem}.meta.json"))
 }
 
-fn put_blocking(chunk: &Path, body: &[u8], meta: ChunkMeta) -> Result<PutOutcome, StoreError> {
+fn put_blocking(chunk: &Path, new: &NewChunk) -> Result<PutOutcome, StoreError> {
     // Cheap answer for the common re-send, before creating or locking anything.
     if chunk.try_exists()? {
-        return Ok(PutOutcome::AlreadyExists);
+        return Ok(existing_outcome(chunk, new));
     }
     let no_dir = || StoreError::Config(format!("chunk path {} has no session directory", chunk.display()));
     let dir = chunk.parent().ok_or_else(no_dir)?;
@@ -180,14 +189,16 @@ fn put_blocking(chunk: &Path, body: &[u8], meta: ChunkMeta) -> Result<PutOutcome
     // Released when `lock` is dropped at the end of this function.
 
     if chunk.try_exists()? {
-        return Ok(PutOutcome::AlreadyExists);
+        return Ok(existing_outcome(chunk, new));
     }
 
+    let (body, meta) = (&new.gzip, new.meta);
     let sidecar = Sidecar {
         first_timestamp: meta.first_timestamp,
         last_timestamp: meta.last_timestamp,
         events: meta.events,
         bytes: body.len() as u64,
+        content_hash: Some(content_hash_text(new.content_hash)),
     };
     let sidecar_json = serde_json::to_vec(&sidecar).map_err(io::Error::other)?;
     write_temp(dir, &sidecar_json)?.rename_to(&sidecar_path(chunk))?;
@@ -196,7 +207,9 @@ fn put_blocking(chunk: &Path, body: &[u8], meta: ChunkMeta) -> Result<PutOutcome
     let outcome = match fs::hard_link(body_tmp.path(), chunk) {
         Ok(()) => PutOutcome::Created,
         // Only reachable if a writer ignored the lock (e.g. a file system
-        // without advisory locks): the existing chunk wins and is left alone.
+        // without advisory locks): the existing chunk wins and is left alone
+        // (its sidecar may have been replaced by ours, so this cannot tell a
+        // conflict).
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => PutOutcome::AlreadyExists,
         Err(e) => return Err(e.into()),
     };
@@ -210,6 +223,23 @@ fn put_blocking(chunk: &Path, body: &[u8], meta: ChunkMeta) -> Result<PutOutcome
     Ok(outcome)
 }
 
+/// Compares the stored chunk's sidecar with `new`. A visible chunk always
+/// has its sidecar; one that cannot be read counts as the same chunk.
+fn existing_outcome(chunk: &Path, new: &NewChunk) -> PutOutcome {
+    let stored = match read_sidecar(chunk) {
+        Ok(sidecar) => Some((sidecar.meta(), sidecar.content_hash.as_deref().and_then(parse_content_hash))),
+        Err(e) => {
+            tracing::warn!(path = %chunk.display(), error = %e, "unreadable chunk sidecar; re-send taken as the same chunk");
+            None
+        }
+    };
+    PutOutcome::of_existing(stored, new)
+}
+
+fn read_sidecar(chunk: &Path) -> io::Result<Sidecar> {
+    serde_json::from_slice(&fs::read(sidecar_path(chunk))?).map_err(io::Error::other)
+}
+
 /// Writes the listing entry of the session whose chunk 0 is `chunk`, unless
 /// it exists. The start time comes from the stored chunk's sidecar, so a
 /// re-send with other timestamps cannot add a second entry.
@@ -219,7 +249,7 @@ fn ensure_session_entry(
     chunk: &Path,
     details: &SessionDetails,
 ) -> Result<(), StoreError> {
-    let sidecar: Sidecar = serde_json::from_slice(&fs::read(sidecar_path(chunk))?).map_err(io::Error::other)?;
+    let sidecar = read_sidecar(chunk)?;
     let sessions = root.join(SESSIONS_DIR);
     let entry = sessions.join(session_entry_name(session_id, sidecar.first_timestamp));
     if entry.try_exists()? {

@@ -1,6 +1,8 @@
 //! Local store tests: the put path and the read side on a temp directory.
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use super::*;
 use crate::store::ChunkInfo;
 
@@ -11,6 +13,12 @@ fn sid(s: &str) -> SessionId {
 const NO_DETAILS: SessionDetails = SessionDetails { url: None, user_id: None };
 
 const META: ChunkMeta = ChunkMeta { first_timestamp: 1_700_000_000_000, last_timestamp: 1_700_000_004_321, events: 42 };
+
+/// A chunk whose content hash is that of its (test) body.
+fn new_chunk(body: impl Into<Bytes>, meta: ChunkMeta) -> NewChunk {
+    let gzip = body.into();
+    NewChunk { content_hash: xxhash_rust::xxh3::xxh3_64(&gzip), gzip, meta }
+}
 
 fn read_sidecar(path: &Path) -> Sidecar {
     serde_json::from_slice(&fs::read(path).unwrap()).unwrap()
@@ -33,7 +41,7 @@ async fn put_creates_chunk_and_sidecar() {
     let store = LocalStore::new(tmp.path().join("nested/data")).unwrap();
     let body = Bytes::from_static(b"\x1f\x8b gzip bytes");
 
-    let outcome = store.put_chunk(&sid("session-0001"), 7, body.clone(), META, &NO_DETAILS).await.unwrap();
+    let outcome = store.put_chunk(&sid("session-0001"), 7, new_chunk(body.clone(), META), &NO_DETAILS).await.unwrap();
 
     assert_eq!(outcome, PutOutcome::Created);
     let dir = store.root().join("replays/session-0001");
@@ -46,27 +54,31 @@ async fn put_creates_chunk_and_sidecar() {
             "last_timestamp": 1_700_000_004_321_i64,
             "events": 42,
             "bytes": body.len(),
+            "content_hash": format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&body)),
         })
     );
     assert_eq!(entries(&dir), ["0000000007.json.gz", "0000000007.meta.json"], "no temp files left");
 }
 
 #[tokio::test]
-async fn re_put_keeps_original() {
+async fn re_put_keeps_original_and_tells_same_from_other_content() {
     let tmp = tempfile::tempdir().unwrap();
     let store = LocalStore::new(tmp.path().to_owned()).unwrap();
     let id = sid("session-0002");
-    store.put_chunk(&id, 0, Bytes::from_static(b"original"), META, &NO_DETAILS).await.unwrap();
+    store.put_chunk(&id, 0, new_chunk(Bytes::from_static(b"original"), META), &NO_DETAILS).await.unwrap();
 
+    let same = store.put_chunk(&id, 0, new_chunk(Bytes::from_static(b"original"), META), &NO_DETAILS).await.unwrap();
+    assert_eq!(same, PutOutcome::AlreadyExists);
     let other = ChunkMeta { events: 1, ..META };
-    let outcome = store.put_chunk(&id, 0, Bytes::from_static(b"different"), other, &NO_DETAILS).await.unwrap();
+    let outcome =
+        store.put_chunk(&id, 0, new_chunk(Bytes::from_static(b"different"), other), &NO_DETAILS).await.unwrap();
 
-    assert_eq!(outcome, PutOutcome::AlreadyExists);
+    assert_eq!(outcome, PutOutcome::Conflict);
     let dir = store.root().join("replays/session-0002");
     assert_eq!(fs::read(dir.join("0000000000.json.gz")).unwrap(), b"original");
     assert_eq!(read_sidecar(&dir.join("0000000000.meta.json")).events, 42);
     // Another seq of the same session is still a new chunk.
-    let outcome = store.put_chunk(&id, 1, Bytes::from_static(b"next"), META, &NO_DETAILS).await.unwrap();
+    let outcome = store.put_chunk(&id, 1, new_chunk(Bytes::from_static(b"next"), META), &NO_DETAILS).await.unwrap();
     assert_eq!(outcome, PutOutcome::Created);
 }
 
@@ -81,8 +93,10 @@ async fn concurrent_puts_create_once() {
             let (store, id) = (store.clone(), id.clone());
             tokio::spawn(async move {
                 let body = Bytes::from(format!("body from task {i}"));
-                let outcome =
-                    store.put_chunk(&id, 3, body, ChunkMeta { events: i, ..META }, &NO_DETAILS).await.unwrap();
+                let outcome = store
+                    .put_chunk(&id, 3, new_chunk(body, ChunkMeta { events: i, ..META }), &NO_DETAILS)
+                    .await
+                    .unwrap();
                 (i, outcome)
             })
         })
@@ -112,7 +126,10 @@ async fn leftover_sidecar_without_chunk_is_replaced() {
     fs::create_dir_all(&dir).unwrap();
     fs::write(dir.join("0000000009.meta.json"), b"{\"stale\":true}").unwrap();
 
-    let outcome = store.put_chunk(&sid("session-0004"), 9, Bytes::from_static(b"gz"), META, &NO_DETAILS).await.unwrap();
+    let outcome = store
+        .put_chunk(&sid("session-0004"), 9, new_chunk(Bytes::from_static(b"gz"), META), &NO_DETAILS)
+        .await
+        .unwrap();
 
     assert_eq!(outcome, PutOutcome::Created);
     assert_eq!(read_sidecar(&dir.join("0000000009.meta.json")).bytes, 2);
@@ -135,13 +152,17 @@ async fn check_fails_when_dir_missing_or_not_a_dir() {
     fs::remove_dir(tmp.path().join("data")).unwrap();
     let err = store.check().await.unwrap_err();
     assert!(err.to_string().contains("data"), "{err}");
-    assert!(store.put_chunk(&sid("session-0005"), 0, Bytes::from_static(b"x"), META, &NO_DETAILS).await.is_err());
+    assert!(
+        store.put_chunk(&sid("session-0005"), 0, new_chunk(Bytes::from_static(b"x"), META), &NO_DETAILS).await.is_err()
+    );
     assert!(!tmp.path().join("data").exists(), "a put does not recreate a vanished data directory");
 
     fs::write(tmp.path().join("data"), b"a file").unwrap();
     let err = store.check().await.unwrap_err();
     assert!(err.to_string().contains("not a directory"), "{err}");
-    assert!(store.put_chunk(&sid("session-0005"), 0, Bytes::from_static(b"x"), META, &NO_DETAILS).await.is_err());
+    assert!(
+        store.put_chunk(&sid("session-0005"), 0, new_chunk(Bytes::from_static(b"x"), META), &NO_DETAILS).await.is_err()
+    );
 }
 
 /// `/proc/self` is a directory nobody (root included) can create files in,
@@ -177,11 +198,14 @@ async fn sessions_are_listed_newest_first_with_cursor() {
     for (i, name) in ["session-old1", "session-mid2", "session-new3"].iter().enumerate() {
         let meta = ChunkMeta { first_timestamp: 1_700_000_000_000 + i as i64, ..META };
         for seq in 0..=i as u32 {
-            store.put_chunk(&sid(name), seq, Bytes::from_static(b"gz"), meta, &details).await.unwrap();
+            store.put_chunk(&sid(name), seq, new_chunk(Bytes::from_static(b"gz"), meta), &details).await.unwrap();
         }
     }
     // A chunk of a session whose chunk 0 never arrived is not listed.
-    store.put_chunk(&sid("session-nochunk0"), 1, Bytes::from_static(b"gz"), META, &NO_DETAILS).await.unwrap();
+    store
+        .put_chunk(&sid("session-nochunk0"), 1, new_chunk(Bytes::from_static(b"gz"), META), &NO_DETAILS)
+        .await
+        .unwrap();
 
     let page = store.list_sessions(2, None).await.unwrap();
     let ids: Vec<&str> = page.sessions.iter().map(|s| s.session_id.as_str()).collect();
@@ -203,16 +227,16 @@ async fn re_sent_chunk_0_repairs_a_missing_session_entry_once() {
     let tmp = tempfile::tempdir().unwrap();
     let store = LocalStore::new(tmp.path().to_owned()).unwrap();
     let id = sid("session-repair");
-    store.put_chunk(&id, 0, Bytes::from_static(b"gz"), META, &NO_DETAILS).await.unwrap();
+    store.put_chunk(&id, 0, new_chunk(Bytes::from_static(b"gz"), META), &NO_DETAILS).await.unwrap();
     let sessions = store.root().join("sessions");
     let entry = sessions.join("8299999999999-session-repair.json");
     assert!(entry.exists());
     fs::remove_file(&entry).unwrap();
     // The re-send has other timestamps; the stored chunk's start wins.
     let other = ChunkMeta { first_timestamp: 5, ..META };
-    let outcome = store.put_chunk(&id, 0, Bytes::from_static(b"other"), other, &NO_DETAILS).await.unwrap();
-    assert_eq!(outcome, PutOutcome::AlreadyExists);
-    store.put_chunk(&id, 0, Bytes::from_static(b"other"), other, &NO_DETAILS).await.unwrap();
+    let outcome = store.put_chunk(&id, 0, new_chunk(Bytes::from_static(b"other"), other), &NO_DETAILS).await.unwrap();
+    assert_eq!(outcome, PutOutcome::Conflict, "other content; the stored chunk stays");
+    store.put_chunk(&id, 0, new_chunk(Bytes::from_static(b"other"), other), &NO_DETAILS).await.unwrap();
     assert_eq!(entries(&sessions), ["8299999999999-session-repair.json"]);
 }
 
@@ -226,7 +250,7 @@ async fn manifest_and_chunks() {
     assert!(store.chunk_etag(&id, 0).await.unwrap().is_none());
     for seq in [2u32, 0, 10, 1] {
         let body = Bytes::from(format!("body {seq}"));
-        store.put_chunk(&id, seq, body, ChunkMeta { events: seq, ..META }, &NO_DETAILS).await.unwrap();
+        store.put_chunk(&id, seq, new_chunk(body, ChunkMeta { events: seq, ..META }), &NO_DETAILS).await.unwrap();
     }
     let listing = store.list_chunks(&id, 100).await.unwrap();
     let seqs: Vec<u32> = listing.chunks.iter().map(|c| c.seq).collect();
@@ -247,7 +271,7 @@ async fn manifest_cap_takes_the_lowest_seqs_and_reads_only_their_sidecars() {
     let store = LocalStore::new(tmp.path().to_owned()).unwrap();
     let id = sid("session-capped");
     for seq in [7u32, 3, 12, 0, 5] {
-        store.put_chunk(&id, seq, Bytes::from_static(b"gz"), META, &NO_DETAILS).await.unwrap();
+        store.put_chunk(&id, seq, new_chunk(Bytes::from_static(b"gz"), META), &NO_DETAILS).await.unwrap();
     }
     let seqs = |listing: &ChunkListing| listing.chunks.iter().map(|c| c.seq).collect::<Vec<_>>();
     let listing = store.list_chunks(&id, 3).await.unwrap();
@@ -265,7 +289,7 @@ async fn manifest_cap_takes_the_lowest_seqs_and_reads_only_their_sidecars() {
     assert!(store.list_chunks(&id, 4).await.is_err(), "read once within the cap");
     // An unparsable sidecar within the cap leaves a gap and the next chunk moves up.
     fs::remove_dir(&sidecar_7).unwrap();
-    let sidecar = Sidecar { first_timestamp: 1, last_timestamp: 2, events: 3, bytes: 2 };
+    let sidecar = Sidecar { first_timestamp: 1, last_timestamp: 2, events: 3, bytes: 2, content_hash: None };
     fs::write(&sidecar_7, serde_json::to_vec(&sidecar).unwrap()).unwrap();
     fs::write(dir.join("0000000003.meta.json"), b"not json").unwrap();
     let listing = store.list_chunks(&id, 3).await.unwrap();
@@ -279,8 +303,26 @@ async fn session_details_from_the_entry_named_by_the_start() {
     let id = sid("session-details");
     let details = SessionDetails { url: Some("https://a.example/x".into()), user_id: Some("user-3".into()) };
     assert_eq!(store.get_session_details(&id, META.first_timestamp).await.unwrap(), None);
-    store.put_chunk(&id, 0, Bytes::from_static(b"gz"), META, &details).await.unwrap();
+    store.put_chunk(&id, 0, new_chunk(Bytes::from_static(b"gz"), META), &details).await.unwrap();
     assert_eq!(store.get_session_details(&id, META.first_timestamp).await.unwrap(), Some(details));
     assert_eq!(store.get_session_details(&id, META.first_timestamp + 1).await.unwrap(), None, "another start");
     assert_eq!(store.get_session_details(&sid("session-other"), META.first_timestamp).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn chunks_stored_without_a_hash_are_compared_by_their_metadata() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = LocalStore::new(tmp.path().to_owned()).unwrap();
+    let id = sid("session-oldhash");
+    store.put_chunk(&id, 4, new_chunk(Bytes::from_static(b"gz"), META), &NO_DETAILS).await.unwrap();
+    // As an older version wrote it: no content_hash.
+    let sidecar_file = store.root().join("replays/session-oldhash/0000000004.meta.json");
+    let old = Sidecar { content_hash: None, ..read_sidecar(&sidecar_file) };
+    fs::write(&sidecar_file, serde_json::to_vec(&old).unwrap()).unwrap();
+
+    let same_meta = store.put_chunk(&id, 4, new_chunk(Bytes::from_static(b"re-gzipped"), META), &NO_DETAILS).await;
+    assert_eq!(same_meta.unwrap(), PutOutcome::AlreadyExists);
+    let other = ChunkMeta { events: 7, ..META };
+    let other_meta = store.put_chunk(&id, 4, new_chunk(Bytes::from_static(b"gz"), other), &NO_DETAILS).await;
+    assert_eq!(other_meta.unwrap(), PutOutcome::Conflict);
 }

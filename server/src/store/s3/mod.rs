@@ -2,15 +2,17 @@
 //!
 //! One object per chunk at `{key_prefix}replays/{session_id}/{seq:010}.json.gz`,
 //! with `Content-Type: application/json`, `Content-Encoding: gzip` and the user
-//! metadata `first-timestamp`, `last-timestamp` and `events` (decimal strings).
+//! metadata `first-timestamp`, `last-timestamp`, `events` (decimal strings) and
+//! `content-hash` (16 hex digits; absent on chunks stored by older versions).
 //!
 //! A put never replaces an object:
-//! 1. `HeadObject`: if the key exists the put answers `AlreadyExists` without
-//!    uploading (needed for servers that ignore `If-None-Match`);
+//! 1. `HeadObject`: if the key exists the put compares its metadata with the
+//!    new chunk and answers `AlreadyExists` or `Conflict` without uploading
+//!    (needed for servers that ignore `If-None-Match`);
 //! 2. `PutObject` with `If-None-Match: *`: a 412 `PreconditionFailed` means a
-//!    concurrent re-send won the race, so it is `AlreadyExists` too. A 409
-//!    `ConditionalRequestConflict` counts the same once a `HeadObject` confirms
-//!    the object is there.
+//!    concurrent re-send won the race, and a 409 `ConditionalRequestConflict`
+//!    that one is in flight; either way a second `HeadObject` finds what is
+//!    stored and compares it as in step 1.
 //!
 //! After a new chunk is stored, two small objects make reads cheap (see
 //! `store::index`): the chunk's index entry
@@ -42,13 +44,12 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::RequestId;
 use aws_sdk_s3::operation::put_object::PutObjectError;
 use aws_sdk_s3::primitives::ByteStream;
-use bytes::Bytes;
 use url::Url;
 
 use super::index::{SessionEntry, chunk_index_name, session_entry_name};
 use super::{
-    ChunkInfo, ChunkListing, ChunkMeta, ChunkObject, PutOutcome, ReplayStore, SessionCursor, SessionDetails,
-    SessionPage, StoreError, chunk_key,
+    ChunkInfo, ChunkListing, ChunkObject, NewChunk, PutOutcome, ReplayStore, SessionCursor, SessionDetails,
+    SessionPage, StoreError, chunk_key, content_hash_text,
 };
 use crate::payload::SessionId;
 
@@ -160,7 +161,10 @@ impl S3Store {
 
     async fn head(&self, key: &str, seq: u32) -> Result<Head, StoreError> {
         match self.client.head_object().bucket(&self.bucket).key(key).send().await {
-            Ok(out) => Ok(Head::Exists(read::chunk_info_from_head(seq, &out))),
+            Ok(out) => Ok(Head::Exists {
+                info: read::chunk_info_from_head(seq, &out),
+                content_hash: read::content_hash_from_head(&out),
+            }),
             Err(e) if e.as_service_error().is_some_and(|e| e.is_not_found()) || status(&e) == Some(404) => {
                 Ok(Head::Missing)
             }
@@ -171,7 +175,10 @@ impl S3Store {
         }
     }
 
-    async fn put_new(&self, key: &str, gzip_body: Bytes, meta: ChunkMeta) -> Result<PutOutcome, StoreError> {
+    /// Uploads a chunk unless the key exists: `AlreadyExists` then says only
+    /// that something is stored there, not what.
+    async fn put_new(&self, key: &str, chunk: NewChunk) -> Result<PutOutcome, StoreError> {
+        let NewChunk { gzip: gzip_body, meta, content_hash } = chunk;
         let result = self
             .client
             .put_object()
@@ -183,6 +190,7 @@ impl S3Store {
             .metadata("first-timestamp", meta.first_timestamp.to_string())
             .metadata("last-timestamp", meta.last_timestamp.to_string())
             .metadata("events", meta.events.to_string())
+            .metadata("content-hash", content_hash_text(content_hash))
             .body(ByteStream::from(gzip_body))
             .send()
             .await;
@@ -191,7 +199,7 @@ impl S3Store {
             Err(e) => match conditional_failure(&e) {
                 Some(ConditionalFailure::Exists) => Ok(PutOutcome::AlreadyExists),
                 Some(ConditionalFailure::Conflict) => match self.head(key, 0).await? {
-                    Head::Exists(_) => Ok(PutOutcome::AlreadyExists),
+                    Head::Exists { .. } => Ok(PutOutcome::AlreadyExists),
                     Head::Missing | Head::Unknown => Err(s3_error("PutObject", &self.bucket, key, &e)),
                 },
                 None => Err(s3_error("PutObject", &self.bucket, key, &e)),
@@ -257,8 +265,12 @@ impl S3Store {
 }
 
 enum Head {
-    /// With the stored chunk's manifest line, when its metadata is readable.
-    Exists(Option<ChunkInfo>),
+    /// With the stored chunk's manifest line, when its metadata is readable,
+    /// and its content hash, when it has one.
+    Exists {
+        info: Option<ChunkInfo>,
+        content_hash: Option<u64>,
+    },
     Missing,
     Unknown,
 }
@@ -269,19 +281,25 @@ impl ReplayStore for S3Store {
         &self,
         session_id: &SessionId,
         seq: u32,
-        gzip_body: Bytes,
-        meta: ChunkMeta,
+        chunk: NewChunk,
         details: &SessionDetails,
     ) -> Result<PutOutcome, StoreError> {
         let key = self.key(session_id, seq);
         let (outcome, stored) = match self.head(&key, seq).await? {
             // Chunk 0's listing entry is repaired from what is stored.
-            Head::Exists(stored) => (PutOutcome::AlreadyExists, stored.filter(|_| seq == 0)),
+            Head::Exists { info, content_hash } => {
+                (existing_outcome(info, content_hash, &chunk), info.filter(|_| seq == 0))
+            }
             Head::Missing | Head::Unknown => {
-                let bytes = gzip_body.len() as u64;
-                let outcome = self.put_new(&key, gzip_body, meta).await?;
-                // After a lost race the winner writes the entries.
-                (outcome, (outcome == PutOutcome::Created).then_some(ChunkInfo { seq, meta, bytes }))
+                let info = ChunkInfo { seq, meta: chunk.meta, bytes: chunk.gzip.len() as u64 };
+                match self.put_new(&key, chunk.clone()).await? {
+                    PutOutcome::Created => (PutOutcome::Created, Some(info)),
+                    // A concurrent put won the race (and writes the entries).
+                    _ => match self.head(&key, seq).await? {
+                        Head::Exists { info, content_hash } => (existing_outcome(info, content_hash, &chunk), None),
+                        Head::Missing | Head::Unknown => (PutOutcome::AlreadyExists, None),
+                    },
+                }
             }
         };
         self.write_index_entries(session_id, outcome, stored, details).await;
@@ -326,6 +344,11 @@ impl ReplayStore for S3Store {
     fn describe(&self) -> String {
         format!("s3 bucket {} at {} (prefix {:?})", self.bucket, self.location, self.key_prefix)
     }
+}
+
+/// [`PutOutcome::of_existing`] from a `HeadObject`'s metadata.
+fn existing_outcome(info: Option<ChunkInfo>, content_hash: Option<u64>, new: &NewChunk) -> PutOutcome {
+    PutOutcome::of_existing(info.map(|info| (info.meta, content_hash)), new)
 }
 
 #[derive(Debug, PartialEq, Eq)]

@@ -52,6 +52,11 @@ pub(super) fn chunk_info_from_head(seq: u32, out: &HeadObjectOutput) -> Option<C
     })
 }
 
+/// The `content-hash` metadata of a chunk (see [`crate::store::NewChunk`]).
+pub(super) fn content_hash_from_head(out: &HeadObjectOutput) -> Option<u64> {
+    crate::store::parse_content_hash(out.metadata()?.get("content-hash")?)
+}
+
 impl S3Store {
     /// Every object under `prefix` (all pages); with a delimiter, only
     /// those directly under it.

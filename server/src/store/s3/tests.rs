@@ -4,7 +4,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
+
 use super::*;
+use crate::store::ChunkMeta;
 
 #[test]
 fn prefixes() {
@@ -76,6 +79,12 @@ async fn store(endpoint: &Url, bucket: &str, prefix: &str) -> S3Store {
 
 const NO_DETAILS: SessionDetails = SessionDetails { url: None, user_id: None };
 
+/// A chunk whose content hash is that of its (test) body.
+fn new_chunk(body: impl Into<Bytes>, meta: ChunkMeta) -> NewChunk {
+    let gzip = body.into();
+    NewChunk { content_hash: xxhash_rust::xxh3::xxh3_64(&gzip), gzip, meta }
+}
+
 const META: ChunkMeta = ChunkMeta { first_timestamp: 1_700_000_000_000, last_timestamp: 1_700_000_004_321, events: 42 };
 
 /// One moto server for every S3 check, run in order.
@@ -94,14 +103,18 @@ async fn s3_store_against_moto() {
     s3.client.create_bucket().bucket("observer-test").send().await.unwrap();
     s3.check().await.unwrap();
 
-    // Put, then a re-send with other bytes: the first object stays.
+    // Put, then re-sends with the same and with other content: the first object stays.
     let id = SessionId::parse("session-s3-0001").unwrap();
     let body = Bytes::from_static(b"\x1f\x8b\x08\x00 first body");
-    assert_eq!(s3.put_chunk(&id, 5, body.clone(), META, &NO_DETAILS).await.unwrap(), PutOutcome::Created);
+    assert_eq!(s3.put_chunk(&id, 5, new_chunk(body.clone(), META), &NO_DETAILS).await.unwrap(), PutOutcome::Created);
+    assert_eq!(
+        s3.put_chunk(&id, 5, new_chunk(body.clone(), META), &NO_DETAILS).await.unwrap(),
+        PutOutcome::AlreadyExists
+    );
     let other = ChunkMeta { events: 1, ..META };
     assert_eq!(
-        s3.put_chunk(&id, 5, Bytes::from_static(b"second"), other, &NO_DETAILS).await.unwrap(),
-        PutOutcome::AlreadyExists
+        s3.put_chunk(&id, 5, new_chunk(Bytes::from_static(b"second"), other), &NO_DETAILS).await.unwrap(),
+        PutOutcome::Conflict
     );
 
     let key = "tenant-a/replays/session-s3-0001/0000000005.json.gz";
@@ -113,6 +126,8 @@ async fn s3_store_against_moto() {
     assert_eq!(metadata.get("first-timestamp").map(String::as_str), Some("1700000000000"));
     assert_eq!(metadata.get("last-timestamp").map(String::as_str), Some("1700000004321"));
     assert_eq!(metadata.get("events").map(String::as_str), Some("42"));
+    let hash = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&body));
+    assert_eq!(metadata.get("content-hash"), Some(&hash));
     assert_eq!(got.body.collect().await.unwrap().into_bytes(), body);
     let keys = all_keys(&s3, "tenant-a/").await;
     assert_eq!(
@@ -126,7 +141,10 @@ async fn s3_store_against_moto() {
 
     // The server honours If-None-Match: a conditional put on the existing
     // key (skipping the HEAD) is refused and classified as AlreadyExists.
-    assert_eq!(s3.put_new(key, Bytes::from_static(b"third"), META).await.unwrap(), PutOutcome::AlreadyExists);
+    assert_eq!(
+        s3.put_new(key, new_chunk(Bytes::from_static(b"third"), META)).await.unwrap(),
+        PutOutcome::AlreadyExists
+    );
     let raw = s3
         .client
         .put_object()
@@ -145,9 +163,14 @@ async fn s3_store_against_moto() {
         .map(|i| {
             let (s3, id) = (s3.clone(), id.clone());
             tokio::spawn(async move {
-                s3.put_chunk(&id, 6, Bytes::from(format!("body {i}")), ChunkMeta { events: i, ..META }, &NO_DETAILS)
-                    .await
-                    .unwrap()
+                s3.put_chunk(
+                    &id,
+                    6,
+                    new_chunk(Bytes::from(format!("body {i}")), ChunkMeta { events: i, ..META }),
+                    &NO_DETAILS,
+                )
+                .await
+                .unwrap()
             })
         })
         .collect();
@@ -165,7 +188,11 @@ async fn s3_store_against_moto() {
 
     // Errors are useful and hold no secret.
     let missing = store(&moto.endpoint, "no-such-bucket", "").await;
-    let err = missing.put_chunk(&id, 0, Bytes::from_static(b"x"), META, &NO_DETAILS).await.unwrap_err().to_string();
+    let err = missing
+        .put_chunk(&id, 0, new_chunk(Bytes::from_static(b"x"), META), &NO_DETAILS)
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains(
             "PutObject s3://no-such-bucket/replays/session-s3-0001/0000000000.json.gz (HTTP 404): NoSuchBucket"
@@ -205,7 +232,7 @@ async fn read_side(s3: &S3Store) {
     let details = SessionDetails { url: Some("https://a.example/".into()), user_id: Some("user-7".into()) };
     for seq in [1u32, 0, 2] {
         let meta = ChunkMeta { events: seq + 1, ..META };
-        s3.put_chunk(&id, seq, Bytes::from(format!("chunk {seq}")), meta, &details).await.unwrap();
+        s3.put_chunk(&id, seq, new_chunk(Bytes::from(format!("chunk {seq}")), meta), &details).await.unwrap();
     }
     let expected: Vec<ChunkInfo> =
         (0..3).map(|seq| ChunkInfo { seq, meta: ChunkMeta { events: seq + 1, ..META }, bytes: 7 }).collect();
@@ -241,7 +268,7 @@ async fn read_side(s3: &S3Store) {
     // first session (chunk 0 stored under test above) has no details.
     let later = SessionId::parse("session-s3-later").unwrap();
     let meta = ChunkMeta { first_timestamp: META.first_timestamp + 1, ..META };
-    s3.put_chunk(&later, 0, Bytes::from_static(b"x"), meta, &NO_DETAILS).await.unwrap();
+    s3.put_chunk(&later, 0, new_chunk(Bytes::from_static(b"x"), meta), &NO_DETAILS).await.unwrap();
     let page = s3.list_sessions(1, None).await.unwrap();
     assert_eq!(page.sessions.len(), 1);
     assert_eq!(page.sessions[0].session_id, later);
@@ -255,7 +282,7 @@ async fn read_side(s3: &S3Store) {
     let sessions = all_keys(s3, "tenant-a/sessions/").await;
     let entry = sessions.iter().find(|k| k.ends_with("-session-s3-read.json")).unwrap();
     s3.client.delete_object().bucket("observer-test").key(entry).send().await.unwrap();
-    let outcome = s3.put_chunk(&id, 0, Bytes::from_static(b"again"), META, &details).await.unwrap();
+    let outcome = s3.put_chunk(&id, 0, new_chunk(Bytes::from_static(b"chunk 0"), META), &details).await.unwrap();
     assert_eq!(outcome, PutOutcome::AlreadyExists);
     assert_eq!(all_keys(s3, "tenant-a/sessions/").await, sessions);
 }
@@ -276,7 +303,7 @@ async fn manifest_of_720_chunks() {
             let id = id.clone();
             async move {
                 let meta = ChunkMeta { first_timestamp: 1_700_000_000_000 + i64::from(seq) * 5000, ..META };
-                s3.put_chunk(&id, seq, Bytes::from(vec![b'x'; 100]), meta, &NO_DETAILS).await.unwrap();
+                s3.put_chunk(&id, seq, new_chunk(Bytes::from(vec![b'x'; 100]), meta), &NO_DETAILS).await.unwrap();
             }
         })
         .buffer_unordered(16)

@@ -54,6 +54,11 @@ pub fn gunzip(data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A setting's value in [`TestServer::start`] that leaves it unset, so the
+/// binary's built-in default applies (for settings the harness otherwise
+/// sets for every test, such as the rate limits).
+pub const BUILT_IN: &str = "<built-in default>";
+
 /// The `observer` binary, running with its own data directory.
 pub struct TestServer {
     child: Child,
@@ -80,11 +85,19 @@ impl TestServer {
             .env("OBSERVER_LOG", "info")
             .env("OBSERVER_SHUTDOWN_TIMEOUT", "5s")
             .env("AWS_EC2_METADATA_DISABLED", "true")
+            // Tests post many requests of one session from one address; a
+            // test's env wins, and `BUILT_IN` gives back the real default.
+            .env("OBSERVER_RATE_LIMIT_PER_IP", "0")
+            .env("OBSERVER_RATE_LIMIT_PER_SESSION", "0")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         for (key, value) in env {
-            command.env(key, value);
+            if *value == BUILT_IN {
+                command.env_remove(key);
+            } else {
+                command.env(key, value);
+            }
         }
         let mut child = command.spawn().expect("cannot start the observer binary");
         let stdout = Arc::new(Mutex::new(Vec::new()));

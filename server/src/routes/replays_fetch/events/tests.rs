@@ -8,7 +8,7 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::store::{ChunkListing, ChunkMeta, PutOutcome, SessionCursor, SessionDetails, SessionPage};
+use crate::store::{ChunkListing, PutOutcome, SessionCursor, SessionDetails, SessionPage};
 
 fn gzip(data: &[u8]) -> Bytes {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -66,8 +66,7 @@ impl ReplayStore for Chunks {
         &self,
         _: &SessionId,
         _: u32,
-        _: Bytes,
-        _: ChunkMeta,
+        _: crate::store::NewChunk,
         _: &SessionDetails,
     ) -> Result<PutOutcome, StoreError> {
         Err(StoreError::Config("not used by this test".into()))
