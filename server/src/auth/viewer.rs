@@ -117,6 +117,27 @@ impl FromRequestParts<AppState> for ViewerAccess {
     }
 }
 
+/// Whether an otherwise anonymous request (`/readyz`) comes from a viewer:
+/// `true` with the viewer token as a bearer, `false` without an
+/// `Authorization` header. Any other token is a 401 under the brake, so
+/// such routes cannot be used to guess tokens past it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OptionalViewer(pub bool);
+
+impl FromRequestParts<AppState> for OptionalViewer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        if !parts.headers.contains_key(header::AUTHORIZATION) {
+            return Ok(OptionalViewer(false));
+        }
+        braked(state.auth_brake.as_ref(), parts, || {
+            ViewerAccess::from_parts(parts, state)?.require_viewer()?;
+            Ok(OptionalViewer(true))
+        })
+    }
+}
+
 /// Access to the session named by the route's `{session_id}`, checked, then
 /// the id validated (a bad id is a 400, but only for someone with access).
 #[derive(Debug, Clone)]
