@@ -82,8 +82,6 @@ pub enum Credential {
     ViewerToken,
     /// Listing: a viewer token only (a share token was sent).
     ViewerTokenOnly,
-    /// Share links: a viewer token in the `Authorization` header only.
-    ViewerBearer,
 }
 
 impl Credential {
@@ -91,10 +89,9 @@ impl Credential {
         match self {
             Credential::IngestKey => "missing or invalid ingest key; send it in X-Observer-Key or ?key=",
             Credential::ViewerToken => {
-                "missing or invalid viewer token; send it as `Authorization: Bearer <token>` or ?token="
+                "missing or invalid token; send it as `Authorization: Bearer <token>` (?token= takes share tokens only)"
             }
             Credential::ViewerTokenOnly => "this route needs a viewer token; a share token only opens its own replay",
-            Credential::ViewerBearer => "this route needs a viewer token sent as `Authorization: Bearer <token>`",
         }
     }
 }
@@ -251,7 +248,7 @@ impl IntoResponse for ApiError {
         // RFC 6750: a 401 names the scheme the fetch API expects.
         if matches!(
             self,
-            ApiError::Unauthorized(Credential::ViewerToken | Credential::ViewerTokenOnly | Credential::ViewerBearer)
+            ApiError::Unauthorized(Credential::ViewerToken | Credential::ViewerTokenOnly)
                 | ApiError::TokenExpired
                 | ApiError::TokenInvalid
         ) {

@@ -5,6 +5,11 @@
 //! only reads it, so a flood of probes cannot load S3 or Loki. A result older
 //! than three intervals counts as a failure, and readiness turns off as soon
 //! as shutdown starts.
+//!
+//! The Loki probe ([`LokiHealth`]) asks Loki's `/ready` with our credentials
+//! and fails while Loki refuses our pushes (401, 403, 404). A failure's text
+//! may name hosts, buckets and upstream errors: `/readyz` shows it only to a
+//! viewer-token holder (`routes::ops`).
 
 use std::{
     sync::{
@@ -14,9 +19,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use url::Url;
-
-use crate::{delivery::RecordQueue, store::ReplayStore};
+use crate::{
+    delivery::{LokiHealth, RecordQueue},
+    store::ReplayStore,
+};
 
 const PROBE_INTERVAL: Duration = Duration::from_secs(5);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -38,12 +44,9 @@ pub struct Readiness {
 }
 
 impl Readiness {
-    pub fn start(store: Arc<dyn ReplayStore>, loki: Option<Url>, queue: RecordQueue) -> Readiness {
+    pub fn start(store: Arc<dyn ReplayStore>, loki: Option<LokiHealth>, queue: RecordQueue) -> Readiness {
         let readiness =
             Readiness { report: Arc::new(RwLock::new(None)), shutting_down: Arc::new(AtomicBool::new(false)) };
-        // Building a client only fails if TLS cannot start; the Loki probe
-        // then reports that instead of the process panicking.
-        let client = reqwest::Client::builder().build().map_err(|e| e.to_string());
         let published = readiness.clone();
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(PROBE_INTERVAL);
@@ -53,7 +56,7 @@ impl Readiness {
                 if published.shutting_down.load(Ordering::Relaxed) {
                     break;
                 }
-                let report = probe(store.as_ref(), loki.as_ref(), &client, &queue).await;
+                let report = probe(store.as_ref(), loki.as_ref(), &queue).await;
                 if let Ok(mut slot) = published.report.write() {
                     *slot = Some(report);
                 }
@@ -82,12 +85,7 @@ impl Readiness {
     }
 }
 
-async fn probe(
-    store: &dyn ReplayStore,
-    loki: Option<&Url>,
-    client: &Result<reqwest::Client, String>,
-    queue: &RecordQueue,
-) -> ProbeReport {
+async fn probe(store: &dyn ReplayStore, loki: Option<&LokiHealth>, queue: &RecordQueue) -> ProbeReport {
     let store_check = async {
         match tokio::time::timeout(PROBE_TIMEOUT, store.check()).await {
             Ok(result) => result.map_err(|e| e.to_string()),
@@ -96,9 +94,9 @@ async fn probe(
     };
     let loki_check = async {
         match loki {
-            Some(url) => Some(match client {
-                Ok(client) => crate::delivery::check_loki(client, url).await,
-                Err(e) => Err(format!("cannot create an HTTP client: {e}")),
+            Some(loki) => Some(match tokio::time::timeout(PROBE_TIMEOUT, loki.check()).await {
+                Ok(result) => result,
+                Err(_) => Err(format!("no answer within {} s", PROBE_TIMEOUT.as_secs())),
             }),
             None => None,
         }

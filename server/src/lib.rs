@@ -45,7 +45,7 @@ pub async fn serve(
     let metrics = Arc::new(Metrics::new(&mut registry));
     let store = store::open(&config.store, metrics.clone()).await?;
     let (queue, delivery) = delivery::start(&config, metrics.clone());
-    let readiness = Readiness::start(store.clone(), config.loki.as_ref().map(|l| l.url.clone()), queue.clone());
+    let readiness = Readiness::start(store.clone(), delivery.loki_health(), queue.clone());
     tracing::info!(
         listen = %listener.local_addr()?,
         store = %store.describe(),

@@ -129,18 +129,7 @@ async fn run(mut config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Some(token) = &generated.viewer_token {
-        if generated.viewer_token_created {
-            tracing::info!(file = %config.data_dir.join(auth::secret_file::VIEWER_TOKEN_FILE).display(), "generated a viewer token");
-        }
-        // Straight to stderr, never through tracing: the log pipeline may
-        // ship to Loki, and the token must not land there.
-        eprintln!(
-            "\n    To watch replays, open this URL (it holds the viewer token):\n\n        {}/replay/?token={}\n",
-            config.public_url,
-            token.expose()
-        );
-    }
+    print_viewer_link(&config, &generated);
     let result = observer::serve(config, listener, shutdown_signal()).await;
     let code = match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -151,6 +140,32 @@ async fn run(mut config: Config) -> ExitCode {
     };
     logs.shutdown().await;
     code
+}
+
+/// Tells where the generated viewer token is. Its ready-to-open URL goes to
+/// stderr once, when the token is created; straight to stderr, never through
+/// tracing, since the log pipeline may ship to Loki. Later starts only name
+/// the file, so restarts do not keep writing the token into terminals,
+/// journald and container logs.
+fn print_viewer_link(config: &Config, generated: &auth::GeneratedSecrets) {
+    let Some(token) = &generated.viewer_token else { return };
+    let file = config.data_dir.join(auth::secret_file::VIEWER_TOKEN_FILE);
+    if generated.viewer_token_created {
+        tracing::info!(file = %file.display(), "generated a viewer token");
+        eprintln!(
+            "\n    To watch replays, open this URL (it holds the viewer token, shown only now;\n    \
+             it is kept in {}):\n\n        {}/replay/?token={}\n",
+            file.display(),
+            config.public_url,
+            token.expose()
+        );
+    } else {
+        tracing::info!(
+            file = %file.display(),
+            "viewer token: open {}/replay/ and paste the token from this file (or add ?token=<it> to the URL)",
+            config.public_url
+        );
+    }
 }
 
 /// Resolves on SIGTERM or Ctrl-C (SIGINT).

@@ -136,6 +136,26 @@ label_enum!(
 );
 
 label_enum!(
+    /// Why one Loki push attempt failed.
+    PushFailureReason {
+        /// 401: the credentials (OBSERVER_LOKI_USERNAME/PASSWORD/BEARER_TOKEN) are wrong; retried.
+        Unauthorized => "unauthorized",
+        /// 403: the tenant or credentials may not push; retried.
+        Forbidden => "forbidden",
+        /// 404: OBSERVER_LOKI_URL does not point at Loki; retried.
+        NotFound => "not_found",
+        /// 429: over Loki's ingestion limits; retried.
+        RateLimited => "rate_limited",
+        /// 5xx (but 501) or 408: Loki overloaded or restarting; retried.
+        Unavailable => "unavailable",
+        /// No answer: connection refused, reset, timed out; retried.
+        Transport => "transport",
+        /// Another 4xx (400: too old, too long, bad labels) or 501: dropped.
+        Invalid => "invalid",
+    }
+);
+
+label_enum!(
     /// Why records could not be delivered.
     UndeliveredReason {
         /// Loki answered a 4xx other than 429: retrying cannot help.
@@ -187,6 +207,11 @@ pub struct PushLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct PushFailureLabels {
+    pub reason: PushFailureReason,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct UndeliveredLabels {
     pub reason: UndeliveredReason,
 }
@@ -221,6 +246,7 @@ pub struct Metrics {
     pub records_delivered: Counter,
     pub records_undelivered: Family<UndeliveredLabels, Counter>,
     pub loki_pushes: Family<PushLabels, Counter>,
+    pub loki_push_failures: Family<PushFailureLabels, Counter>,
     pub loki_push_duration: Histogram,
 }
 
@@ -248,6 +274,7 @@ impl Metrics {
             records_delivered: Counter::default(),
             records_undelivered: Family::default(),
             loki_pushes: Family::default(),
+            loki_push_failures: Family::default(),
             loki_push_duration: latency_histogram(),
         };
         let r = registry.sub_registry_with_prefix("observer");
@@ -319,6 +346,7 @@ impl Metrics {
             m.records_undelivered.clone(),
         );
         r.register("loki_pushes", "Loki push attempts, by outcome (sent, retried, failed)", m.loki_pushes.clone());
+        r.register("loki_push_failures", "Failed Loki push attempts, by reason", m.loki_push_failures.clone());
         r.register_with_unit(
             "loki_push_duration",
             "Time of one Loki push request",
@@ -342,6 +370,10 @@ impl Metrics {
 
     pub fn loki_push(&self, outcome: PushOutcome) {
         self.loki_pushes.get_or_create(&PushLabels { outcome }).inc();
+    }
+
+    pub fn loki_push_failed(&self, reason: PushFailureReason) {
+        self.loki_push_failures.get_or_create(&PushFailureLabels { reason }).inc();
     }
 
     pub fn undelivered(&self, reason: UndeliveredReason, records: u64) {

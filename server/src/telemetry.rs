@@ -5,6 +5,10 @@
 //! lines when full and whose queue gives up after 30 s of Loki being down.
 //! That is acceptable for diagnostics; client data never takes this path
 //! (see `observer::delivery`). stdout stays reserved for data records.
+//!
+//! The shipper sends the same credentials and `X-Scope-OrgID` as record
+//! delivery (`observer::delivery::loki_headers`), to the configured URL,
+//! which never holds credentials (the configuration moves them out).
 
 use observer::config::Config;
 use tracing_subscriber::{EnvFilter, Layer as _, layer::SubscriberExt, util::SubscriberInitExt};
@@ -40,7 +44,17 @@ pub fn init(config: &Config) -> Result<ServerLogs, Box<dyn std::error::Error>> {
     if let Some(environment) = &config.environment {
         builder = builder.label("environment", environment)?;
     }
-    let (layer, controller, task) = builder.build_controller_url(loki.url.clone())?;
+    for (name, value) in &observer::delivery::loki_headers(loki)? {
+        builder = builder.http_header(name.as_str(), value.to_str()?)?;
+    }
+    // tracing-loki `join`s its push path to the URL, which drops the last
+    // path segment unless the URL ends in '/' (Loki behind `/prefix`).
+    let mut url = loki.url.clone();
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    let (layer, controller, task) = builder.build_controller_url(url)?;
     // The shipper's own HTTP client must not feed its logs back into itself.
     let loki_filter = EnvFilter::try_new(format!("{},hyper=off,reqwest=off,h2=off", config.log_filter))?;
     tracing_subscriber::registry().with(stderr).with(layer.with_filter(loki_filter)).try_init()?;

@@ -24,7 +24,7 @@ use subtle::ConstantTimeEq;
 pub use ingest::{INGEST_KEY_HEADER, IngestKeys, require_ingest_access};
 pub use secret_file::{GeneratedSecrets, resolve_secrets};
 pub use share::{ShareError, ShareSigner};
-pub use viewer::{SessionAccess, ViewerAccess, ViewerTokens};
+pub use viewer::{OptionalViewer, SessionAccess, ViewerAccess, ViewerTokens};
 
 use crate::config::Secret;
 

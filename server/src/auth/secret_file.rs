@@ -3,8 +3,9 @@
 //! every restart (like Jupyter's token).
 //!
 //! - `{OBSERVER_DATA_DIR}/viewer-token`: 32 random bytes, base64url. Its
-//!   ready-to-open URL is printed once per start on stderr (not through the
-//!   log pipeline, so it never reaches Loki).
+//!   ready-to-open URL is printed on stderr when it is created (not through
+//!   the log pipeline, so it never reaches Loki); later starts only log
+//!   where the file is.
 //! - `{OBSERVER_DATA_DIR}/share-secret`: 32 random bytes, base64url; never
 //!   printed.
 //!

@@ -1,19 +1,26 @@
 //! Viewer access to the replay fetch API.
 //!
-//! A request carries one token, in `Authorization: Bearer <token>` or in
-//! `?token=<token>` (links opened in a browser cannot set headers); the
-//! header wins when both are present. The token is either
+//! A request carries one token, normally in `Authorization: Bearer <token>`:
 //! - a **viewer token** from `OBSERVER_VIEWER_TOKENS` (or the generated
-//!   one): every session, the listing and share links; or
+//!   one): every session, the listing and share links. In the header only:
+//!   a token in a URL ends up in proxy logs, browser history and `Referer`,
+//!   and this one opens everything, for as long as it is configured.
 //! - a **share token** (`v1.…`, see [`super::share`]): one session, until it
-//!   expires; never the listing or new share links.
+//!   expires; never the listing or new share links. Also accepted as
+//!   `?token=` (without an `Authorization` header), since a share link is a
+//!   URL by design and scripts fetch with what the link holds.
+//!
+//! The pages a person opens from a link (`/replay/?token=…`,
+//! `/replay/{id}?token=…`) are static: their script takes the token out of
+//! the address bar and sends it as a bearer.
 //!
 //! Both extractors run before the handler touches the store, so a refused
 //! request learns nothing about whether a session exists: 401
 //! `unauthorized` without a usable token, `token_expired` / `token_invalid`
 //! for a share token that is out of date / not genuine for this session.
 //! They check under the brute-force brake (`rate_limit::auth_failures`):
-//! a client with too many recent 401s gets 429 before its token is read.
+//! the check always runs, and a client with too many recent 401s gets 429
+//! instead of 401 for its failures, while a valid token is still served.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -51,42 +58,42 @@ impl ViewerTokens {
 /// What the request's token grants, before any session is looked at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ViewerAccess {
-    /// A viewer token: everything. `bearer` tells whether it came in the
-    /// `Authorization` header (which a cross-site form cannot send).
-    Viewer { bearer: bool },
+    /// A viewer token (from the `Authorization` header): everything.
+    Viewer,
     /// Something shaped like a share token, not yet checked: its MAC binds it
     /// to a session, which only the route knows (see [`SessionAccess`]).
     Share(String),
 }
 
 impl ViewerAccess {
-    /// For the listing: a share token is not enough.
+    /// For the listing and share links: a share token is not enough.
     pub fn require_viewer(&self) -> Result<(), ApiError> {
         match self {
-            ViewerAccess::Viewer { .. } => Ok(()),
+            ViewerAccess::Viewer => Ok(()),
             ViewerAccess::Share(_) => Err(ApiError::Unauthorized(Credential::ViewerTokenOnly)),
         }
     }
 
-    /// For creating share links, a state-changing POST: a viewer token in
-    /// the header only, so no link or cross-site form can mint one.
-    pub fn require_viewer_bearer(&self) -> Result<(), ApiError> {
-        match self {
-            ViewerAccess::Viewer { bearer: true } => Ok(()),
-            ViewerAccess::Viewer { bearer: false } | ViewerAccess::Share(_) => {
-                Err(ApiError::Unauthorized(Credential::ViewerBearer))
+    /// The token of the request (see the module docs). The viewer tokens are
+    /// compared (in constant time) with whatever the header holds; a
+    /// `?token=` is only ever a share token, so it is not.
+    fn from_parts(parts: &Parts, state: &AppState) -> Result<ViewerAccess, ApiError> {
+        let unauthorized = ApiError::Unauthorized(Credential::ViewerToken);
+        match bearer(&parts.headers) {
+            Some(Some(token)) if !token.is_empty() => {
+                if state.viewer_tokens.accepts(&token) {
+                    Ok(ViewerAccess::Viewer)
+                } else if is_share_token(&token) {
+                    Ok(ViewerAccess::Share(token))
+                } else {
+                    Err(unauthorized)
+                }
             }
-        }
-    }
-
-    fn from_token(state: &AppState, token: Option<String>, bearer: bool) -> Result<ViewerAccess, ApiError> {
-        let token = token.filter(|t| !t.is_empty()).ok_or(ApiError::Unauthorized(Credential::ViewerToken))?;
-        if state.viewer_tokens.accepts(&token) {
-            Ok(ViewerAccess::Viewer { bearer })
-        } else if is_share_token(&token) {
-            Ok(ViewerAccess::Share(token))
-        } else {
-            Err(ApiError::Unauthorized(Credential::ViewerToken))
+            Some(_) => Err(unauthorized),
+            None => match query_param(parts.uri.query(), "token") {
+                Some(token) if is_share_token(&token) => Ok(ViewerAccess::Share(token)),
+                _ => Err(unauthorized),
+            },
         }
     }
 }
@@ -102,21 +109,32 @@ fn bearer(headers: &HeaderMap) -> Option<Option<String>> {
     Some(token)
 }
 
-impl ViewerAccess {
-    /// The token of the request: the `Authorization` header, else `?token=`.
-    fn from_parts(parts: &Parts, state: &AppState) -> Result<ViewerAccess, ApiError> {
-        match bearer(&parts.headers) {
-            Some(from_header) => ViewerAccess::from_token(state, from_header, true),
-            None => ViewerAccess::from_token(state, query_param(parts.uri.query(), "token"), false),
-        }
-    }
-}
-
 impl FromRequestParts<AppState> for ViewerAccess {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         braked(state.auth_brake.as_ref(), parts, || ViewerAccess::from_parts(parts, state))
+    }
+}
+
+/// Whether an otherwise anonymous request (`/readyz`) comes from a viewer:
+/// `true` with the viewer token as a bearer, `false` without an
+/// `Authorization` header. Any other token is a 401 under the brake, so
+/// such routes cannot be used to guess tokens past it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OptionalViewer(pub bool);
+
+impl FromRequestParts<AppState> for OptionalViewer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        if !parts.headers.contains_key(header::AUTHORIZATION) {
+            return Ok(OptionalViewer(false));
+        }
+        braked(state.auth_brake.as_ref(), parts, || {
+            ViewerAccess::from_parts(parts, state)?.require_viewer()?;
+            Ok(OptionalViewer(true))
+        })
     }
 }
 

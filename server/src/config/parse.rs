@@ -67,11 +67,20 @@ pub(super) fn parse_bool(setting: &'static str, raw: Option<&str>, default: bool
 }
 
 pub(super) fn parse_http_url(setting: &'static str, raw: &str) -> Result<Url, ConfigError> {
-    let url = Url::parse(raw.trim()).map_err(|e| invalid(setting, format!("{raw:?} is not a URL: {e}")))?;
+    let shown = without_userinfo(raw);
+    let url = Url::parse(raw.trim()).map_err(|e| invalid(setting, format!("{shown:?} is not a URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-        return Err(invalid(setting, format!("{raw:?} must be an http:// or https:// URL")));
+        return Err(invalid(setting, format!("{shown:?} must be an http:// or https:// URL")));
     }
     Ok(url)
+}
+
+/// `raw` for an error message, with anything before an `@` (credentials,
+/// `user:password@`) masked: a refused URL may still hold a secret.
+fn without_userinfo(raw: &str) -> String {
+    let Some(at) = raw.rfind('@') else { return raw.to_owned() };
+    let start = raw.find("://").map_or(0, |i| i + 3).min(at);
+    format!("{}***{}", &raw[..start], &raw[at..])
 }
 
 /// Loki label values stay short and printable; anything else is a mistake.

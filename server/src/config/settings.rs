@@ -47,7 +47,8 @@ pub struct Settings {
 
     /// Loki base URL, e.g. http://loki:3100. When unset, records are written
     /// as JSON lines on stdout.
-    #[arg(long, env = "OBSERVER_LOKI_URL", value_name = "URL")]
+    // Its value may hold credentials (`http://user:pass@…`): not in --help.
+    #[arg(long, env = "OBSERVER_LOKI_URL", value_name = "URL", hide_env_values = true)]
     #[serde(deserialize_with = "scalar")]
     pub loki_url: Option<String>,
 

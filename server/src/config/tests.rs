@@ -111,6 +111,12 @@ fn loki_credentials_leave_the_url() {
     assert!(both.unwrap_err().to_string().contains("OBSERVER_LOKI_URL"));
     let without_url = Config::from_settings(&settings(|s| s.loki_tenant_id = Some("t".into())));
     assert!(without_url.unwrap_err().to_string().contains("OBSERVER_LOKI_TENANT_ID"));
+
+    // A refused URL is echoed without its credentials.
+    for bad in ["ftp://user:s3cr3t-pw@loki:3100", "http://user:s3cr3t-pw@loki:99999", "user:s3cr3t-pw@loki"] {
+        let error = Config::from_settings(&settings(|s| s.loki_url = Some(bad.into()))).unwrap_err().to_string();
+        assert!(error.contains("OBSERVER_LOKI_URL") && !error.contains("s3cr3t"), "{error}");
+    }
 }
 
 #[test]

@@ -15,6 +15,7 @@ use reqwest::{StatusCode, header::CONTENT_TYPE};
 use url::Url;
 
 use super::LogRecord;
+use crate::metrics::PushFailureReason;
 
 /// Time limit of one push; a slow Loki is retried like an unreachable one.
 const PUSH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -76,18 +77,51 @@ pub enum PushError {
 /// Whether sending the same request again may succeed.
 ///
 /// 429 and 5xx (but 501) are Loki or the path to it being overloaded or
-/// restarting; other 4xx mean Loki refused the content, which no retry fixes.
-/// 408 is a timeout like any other. Transport errors are all retried: with a
-/// validated URL they are connection failures and timeouts.
+/// restarting. 401, 403 and 404 say our credentials, tenant or URL are
+/// wrong ([`refuses_access`]): no retry fixes that by itself, but an
+/// operator will, and the records must survive until then, so they are
+/// retried too (with the capped backoff, while readiness reports it). Other
+/// 4xx mean Loki refused the content (400: too old, too long, bad labels),
+/// which no retry fixes. 408 is a timeout like any other. Transport errors
+/// are all retried: with a validated URL they are connection failures and
+/// timeouts.
 pub fn is_retriable(error: &PushError) -> bool {
     match error {
         PushError::Status { status, .. } => match *status {
             StatusCode::TOO_MANY_REQUESTS | StatusCode::REQUEST_TIMEOUT => true,
             StatusCode::NOT_IMPLEMENTED => false,
-            status => status.is_server_error(),
+            status => status.is_server_error() || refuses_status(status),
         },
         PushError::Transport(_) => true,
         PushError::Encode(_) => false,
+    }
+}
+
+/// Whether Loki refused us rather than the content: 401, 403, 404.
+pub fn refuses_access(error: &PushError) -> bool {
+    matches!(error, PushError::Status { status, .. } if refuses_status(*status))
+}
+
+fn refuses_status(status: StatusCode) -> bool {
+    matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::NOT_FOUND)
+}
+
+/// The metrics label of a failed push.
+pub fn failure_reason(error: &PushError) -> PushFailureReason {
+    match error {
+        PushError::Status { status, .. } => match *status {
+            StatusCode::UNAUTHORIZED => PushFailureReason::Unauthorized,
+            StatusCode::FORBIDDEN => PushFailureReason::Forbidden,
+            StatusCode::NOT_FOUND => PushFailureReason::NotFound,
+            StatusCode::TOO_MANY_REQUESTS => PushFailureReason::RateLimited,
+            status if status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED => {
+                PushFailureReason::Unavailable
+            }
+            StatusCode::REQUEST_TIMEOUT => PushFailureReason::Unavailable,
+            _ => PushFailureReason::Invalid,
+        },
+        PushError::Transport(_) => PushFailureReason::Transport,
+        PushError::Encode(_) => PushFailureReason::Invalid,
     }
 }
 
@@ -296,26 +330,33 @@ mod tests {
 
     #[test]
     fn retry_decisions() {
+        use PushFailureReason::*;
         let status = |code: u16| PushError::Status { status: StatusCode::from_u16(code).unwrap(), body: String::new() };
+        // (status, retried, Loki refuses our access, metrics reason)
         let table = [
-            (429, true),
-            (408, true),
-            (500, true),
-            (502, true),
-            (503, true),
-            (504, true),
-            (501, false),
-            (400, false),
-            (401, false),
-            (403, false),
-            (404, false),
-            (413, false),
+            (429, true, false, RateLimited),
+            (408, true, false, Unavailable),
+            (500, true, false, Unavailable),
+            (502, true, false, Unavailable),
+            (503, true, false, Unavailable),
+            (504, true, false, Unavailable),
+            (401, true, true, Unauthorized),
+            (403, true, true, Forbidden),
+            (404, true, true, NotFound),
+            (501, false, false, Invalid),
+            (400, false, false, Invalid),
+            (413, false, false, Invalid),
+            (422, false, false, Invalid),
         ];
-        for (code, retriable) in table {
-            assert_eq!(is_retriable(&status(code)), retriable, "status {code}");
+        for (code, retriable, refuses, reason) in table {
+            let error = status(code);
+            assert_eq!(is_retriable(&error), retriable, "status {code}");
+            assert_eq!(refuses_access(&error), refuses, "status {code}");
+            assert_eq!(failure_reason(&error), reason, "status {code}");
         }
-        let too_large = snap::Error::TooBig { given: 1, max: 0 };
-        assert!(!is_retriable(&PushError::Encode(too_large)));
+        let too_large = PushError::Encode(snap::Error::TooBig { given: 1, max: 0 });
+        assert!(!is_retriable(&too_large) && !refuses_access(&too_large));
+        assert_eq!(failure_reason(&too_large), Invalid);
     }
 
     #[tokio::test]
@@ -327,5 +368,6 @@ mod tests {
         let error = client.push(&request).await.unwrap_err();
         assert!(matches!(error, PushError::Transport(_)), "{error}");
         assert!(is_retriable(&error));
+        assert_eq!(failure_reason(&error), PushFailureReason::Transport);
     }
 }

@@ -6,7 +6,12 @@
 //! JSON lines to stdout. A full queue is an error the route turns into 503 +
 //! `Retry-After`: nothing accepted is dropped silently. A disk spool can be
 //! put in as another `RecordSink` without touching the routes.
+//!
+//! Every request to Loki carries the configured credentials and tenant
+//! (`loki_auth`). When Loki refuses them (401, 403, 404) the batch is kept
+//! and retried, and [`DeliveryHandle::loki_health`] reports it to readiness.
 
+mod loki_auth;
 mod loki_push;
 mod queue;
 mod record;
@@ -14,6 +19,7 @@ mod record;
 mod tests;
 mod worker;
 
+pub use loki_auth::{LokiHealth, PushRefusal, TENANT_HEADER, loki_headers};
 pub use loki_push::check_loki;
 pub use queue::RecordQueue;
 pub use record::{Level, LogRecord};

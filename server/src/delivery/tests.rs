@@ -26,7 +26,10 @@ use super::{
 };
 use crate::{
     config::{Config, Settings},
-    metrics::{Metrics, PushLabels, PushOutcome, RecordKind, UndeliveredLabels, UndeliveredReason},
+    metrics::{
+        Metrics, PushFailureLabels, PushFailureReason, PushLabels, PushOutcome, RecordKind, UndeliveredLabels,
+        UndeliveredReason,
+    },
 };
 
 #[derive(Default)]
@@ -70,7 +73,10 @@ async fn receive(State(fake): State<Shared>, headers: HeaderMap, body: Bytes) ->
 async fn fake_loki(script: &[u16]) -> (SocketAddr, Shared) {
     let fake = Shared::default();
     fake.lock().unwrap().script = script.iter().map(|c| StatusCode::from_u16(*c).unwrap()).collect();
-    let app = Router::new().route("/loki/api/v1/push", post(receive)).with_state(fake.clone());
+    let app = Router::new()
+        .route("/loki/api/v1/push", post(receive))
+        .route("/ready", axum::routing::get(|| async { "ready" }))
+        .with_state(fake.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -209,7 +215,39 @@ async fn refused_batch_is_counted_and_the_next_one_goes() {
     assert_eq!(pushes(&metrics, PushOutcome::Failed), 1);
     assert_eq!(pushes(&metrics, PushOutcome::Retried), 0);
     assert_eq!(undelivered(&metrics, UndeliveredReason::Rejected), 2);
+    assert_eq!(
+        metrics.loki_push_failures.get_or_create(&PushFailureLabels { reason: PushFailureReason::Invalid }).get(),
+        1
+    );
     assert_eq!(metrics.records_delivered.get(), 2);
+}
+
+#[tokio::test]
+async fn loki_refusing_our_access_keeps_the_records_and_reports_it() {
+    let (addr, fake) = fake_loki(&[401, 403, 404]).await;
+    let metrics = metrics();
+    let (queue, handle) = start(&config(addr, 100, "10ms"), metrics.clone());
+    let health = handle.loki_health().expect("a Loki worker reports its health");
+    assert_eq!(health.check().await, Ok(()));
+    queue.submit(events(&["kept-1", "kept-2"])).unwrap();
+    eventually("the first refusal", || !fake.lock().unwrap().pushes.is_empty()).await;
+    let why = health.check().await.unwrap_err();
+    assert!(why.contains("refuses our pushes") && why.contains("401"), "{why}");
+
+    // 250 ms, 500 ms, 1 s of backoff later the fourth attempt is taken.
+    eventually("delivery", || metrics.records_delivered.get() == 2).await;
+    assert_eq!(health.check().await, Ok(()), "a successful push clears the refusal");
+    handle.shutdown(Duration::from_secs(5)).await;
+
+    let fake = fake.lock().unwrap();
+    let statuses: Vec<u16> = fake.pushes.iter().map(|p| p.status.as_u16()).collect();
+    assert_eq!(statuses, [401, 403, 404, 204]);
+    let failures = |reason| metrics.loki_push_failures.get_or_create(&PushFailureLabels { reason }).get();
+    assert_eq!(
+        [PushFailureReason::Unauthorized, PushFailureReason::Forbidden, PushFailureReason::NotFound].map(failures),
+        [1, 1, 1]
+    );
+    assert_eq!(undelivered(&metrics, UndeliveredReason::Rejected), 0);
 }
 
 #[tokio::test]

@@ -15,6 +15,7 @@ use tokio::{
 
 use super::{
     Level, LogRecord,
+    loki_auth::{self, LokiHealth, PushRefusal},
     loki_push::{self, LokiClient, LokiRequest, PushError},
     queue::QueueReceiver,
     queue::gauge_value,
@@ -39,9 +40,16 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 pub struct DeliveryHandle {
     signal: oneshot::Sender<Instant>,
     task: JoinHandle<()>,
+    loki: Option<LokiHealth>,
 }
 
 impl DeliveryHandle {
+    /// The readiness probe of the Loki this worker pushes to, which also
+    /// reports Loki refusing our pushes; `None` for stdout.
+    pub fn loki_health(&self) -> Option<LokiHealth> {
+        self.loki.clone()
+    }
+
     /// Closes the queue (later submits fail with `Closed`), delivers what is
     /// queued and batched, retrying until `deadline`, then counts whatever
     /// is left as `undelivered{reason="shutdown"}`.
@@ -65,12 +73,16 @@ pub(super) fn spawn(
     loki: Option<LokiConfig>,
     labels: StreamLabels,
 ) -> DeliveryHandle {
-    spawn_with(rx, metrics, |control| async move {
+    let refusal = PushRefusal::default();
+    let health = loki.as_ref().map(|config| LokiHealth::new(config, refusal.clone()));
+    let mut handle = spawn_with(rx, metrics, |control| async move {
         match loki {
-            Some(config) => LokiWorker::new(control, config, labels).run().await,
+            Some(config) => LokiWorker::new(control, config, labels, refusal).run().await,
             None => run_stdout(control, tokio::io::stdout()).await,
         }
-    })
+    });
+    handle.loki = health;
+    handle
 }
 
 pub(super) fn spawn_with<F, Fut>(rx: QueueReceiver, metrics: Arc<Metrics>, run: F) -> DeliveryHandle
@@ -80,7 +92,7 @@ where
 {
     let (signal, signal_rx) = oneshot::channel();
     let control = Control { rx, signal: Some(signal_rx), deadline: None, metrics };
-    DeliveryHandle { signal, task: tokio::spawn(run(control)) }
+    DeliveryHandle { signal, task: tokio::spawn(run(control)), loki: None }
 }
 
 /// The Loki labels every stream shares, plus a stream's own.
@@ -186,11 +198,13 @@ struct LokiWorker {
     sealed: Option<Batch>,
     /// The queue is closed and empty.
     drained: bool,
+    /// Set while Loki refuses our credentials, tenant or URL; read by readiness.
+    refusal: PushRefusal,
 }
 
 impl LokiWorker {
-    fn new(control: Control, config: LokiConfig, labels: StreamLabels) -> LokiWorker {
-        LokiWorker { control, config, labels, open: Batch::default(), sealed: None, drained: false }
+    fn new(control: Control, config: LokiConfig, labels: StreamLabels, refusal: PushRefusal) -> LokiWorker {
+        LokiWorker { control, config, labels, open: Batch::default(), sealed: None, drained: false, refusal }
     }
 
     async fn run(mut self) {
@@ -233,11 +247,12 @@ impl LokiWorker {
         }
     }
 
-    /// Builds the HTTP client, which fails only if TLS cannot initialise;
-    /// records then wait in the queue rather than the process panicking.
+    /// Builds the HTTP client (with the credentials and tenant headers),
+    /// which fails only if TLS cannot initialise; records then wait in the
+    /// queue rather than the process panicking.
     async fn connect(&mut self) -> Option<LokiClient> {
         loop {
-            match reqwest::Client::builder().build() {
+            match loki_auth::http_client(&self.config) {
                 Ok(http) => return Some(LokiClient::new(http, &self.config.url)),
                 Err(error) => {
                     tracing::error!(%error, "delivery: cannot create the HTTP client for Loki");
@@ -293,12 +308,19 @@ impl LokiWorker {
                 Ok(()) => {
                     metrics.loki_push(PushOutcome::Sent);
                     metrics.records_delivered.inc_by(records as u64);
+                    self.refusal.clear();
                     return Ok(());
                 }
                 Err(error) if loki_push::is_retriable(&error) => {
                     metrics.loki_push(PushOutcome::Retried);
+                    metrics.loki_push_failed(loki_push::failure_reason(&error));
                     let wait = jittered(delay);
-                    tracing::warn!(records, %error, retry_in = ?wait, "delivery: Loki push failed, will retry");
+                    if loki_push::refuses_access(&error) {
+                        self.refusal.set(error.to_string());
+                        tracing::error!(records, %error, retry_in = ?wait, "delivery: Loki refuses our pushes; check OBSERVER_LOKI_URL, the Loki credentials and OBSERVER_LOKI_TENANT_ID; the records are kept and retried, and /readyz reports not ready");
+                    } else {
+                        tracing::warn!(records, %error, retry_in = ?wait, "delivery: Loki push failed, will retry");
+                    }
                     self.control.watch(sleep(wait)).await.ok_or(records)?;
                     delay = (delay * 2).min(RETRY_MAX);
                 }
@@ -314,6 +336,7 @@ impl LokiWorker {
     /// cannot help, so the batch is counted and logged and the worker moves on.
     fn refused(&self, records: usize, error: &PushError) {
         self.control.metrics.loki_push(PushOutcome::Failed);
+        self.control.metrics.loki_push_failed(loki_push::failure_reason(error));
         self.control.metrics.undelivered(UndeliveredReason::Rejected, records as u64);
         tracing::warn!(records, %error, "delivery: push refused; its records are not delivered");
     }

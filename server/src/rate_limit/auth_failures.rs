@@ -7,16 +7,27 @@
 //! no token, an unknown token, a share token that is malformed, tampered
 //! with, expired or for another session. The failure that finds the budget
 //! empty blocks the IP until the next failure would be allowed; while
-//! blocked, every fetch request from it answers 429 `rate_limited` with
-//! `Retry-After`, a valid token included, so guesses made then reveal
-//! nothing and cost nothing.
+//! blocked, its failures answer 429 `rate_limited` with `Retry-After`
+//! instead of 401, and cost nothing more.
 //!
-//! [`braked`] wraps the access check itself, not the response: "is the IP
-//! blocked", the check and the failure's accounting run in one synchronous
-//! step, before the handler awaits anything. A burst of concurrent guesses
-//! therefore meets the budget one by one; had the failures been counted
-//! once their answers were ready, every request sent at the same moment
-//! would have been checked before the first one was counted.
+//! A request whose token is valid is always served, blocked IP or not: one
+//! guesser behind a NAT or a proxy (without `OBSERVER_TRUST_FORWARDED_FOR`)
+//! must not lock out every real viewer sharing its address. So the token
+//! check always runs, in constant time, before the brake is consulted, and
+//! the brake only decides 401 or 429 for a request that has already failed:
+//! "blocked" and "wrong" take the same path through the check, and both
+//! tell a guesser only that the guess was wrong. What the brake buys is a
+//! signal (429 + a warning in the log + `observer_http_requests_total`)
+//! and a client that honours `Retry-After`; guessing itself is hopeless
+//! against the token lengths enforced (16+ characters configured, 256-bit
+//! generated, HMAC-SHA256 share tokens).
+//!
+//! [`braked`] wraps the access check itself, not the response: the check
+//! and the failure's accounting run in one synchronous step, before the
+//! handler awaits anything. A burst of concurrent guesses therefore meets
+//! the budget one by one; had the failures been counted once their answers
+//! were ready, every request sent at the same moment would have been
+//! checked before the first one was counted.
 
 use std::{
     collections::HashMap,
@@ -63,28 +74,22 @@ impl AuthFailureBrake {
         AuthFailureBrake { failures, blocked, trust_forwarded_for }
     }
 
-    /// `Err(429)` while `ip` is blocked.
-    fn admit(&self, ip: IpAddr) -> Result<(), ApiError> {
-        let Ok(mut blocked) = self.blocked.lock() else { return Ok(()) };
-        match blocked.get(&ip).map(|until| until.saturating_duration_since(Instant::now())) {
-            Some(wait) if !wait.is_zero() => Err(rate_limited(wait)),
-            Some(_) => {
-                blocked.remove(&ip);
-                Ok(())
-            }
-            None => Ok(()),
-        }
-    }
-
-    /// Counts a failure of `ip`; `Err(429)` when it had none left, which
-    /// blocks `ip` until the next one would be allowed.
+    /// Counts a failure of `ip`: `Err(429)` while `ip` is blocked, and for
+    /// the failure that finds its budget empty, which blocks `ip` until the
+    /// next failure would be allowed.
     fn record_failure(&self, ip: IpAddr) -> Result<(), ApiError> {
-        let Err(wait) = check_key(&self.failures, ip) else { return Ok(()) };
-        if let Ok(mut blocked) = self.blocked.lock()
-            && blocked.insert(ip, Instant::now() + wait).is_none()
-        {
-            tracing::warn!(client = %ip, "too many failed viewer authentications; fetch requests from this client are refused for a while");
+        let Ok(mut blocked) = self.blocked.lock() else { return Ok(()) };
+        let now = Instant::now();
+        if let Some(until) = blocked.get(&ip) {
+            let wait = until.saturating_duration_since(now);
+            if !wait.is_zero() {
+                return Err(rate_limited(wait));
+            }
+            blocked.remove(&ip);
         }
+        let Err(wait) = check_key(&self.failures, ip) else { return Ok(()) };
+        blocked.insert(ip, now + wait);
+        tracing::warn!(client = %ip, "too many failed viewer authentications; this client's failures are answered 429 for a while");
         Err(rate_limited(wait))
     }
 }
@@ -97,19 +102,19 @@ fn rate_limited(wait: Duration) -> ApiError {
 }
 
 /// Runs the access `check` of a fetch request under the brake (see the
-/// module docs): 429 without running it while the client is blocked, and
-/// its 401s counted. Without a brake or a client IP, just the check.
+/// module docs): always the check first, so a valid token is served whatever
+/// the client's record; then a 401 is counted and becomes a 429 while the
+/// client is blocked. Without a brake or a client IP, just the check.
 pub fn braked<T>(
     brake: Option<&AuthFailureBrake>,
     parts: &Parts,
     check: impl FnOnce() -> Result<T, ApiError>,
 ) -> Result<T, ApiError> {
-    let client = brake.and_then(|b| Some((b, client_ip(&parts.headers, &parts.extensions, b.trust_forwarded_for)?)));
-    let Some((brake, ip)) = client else { return check() };
-    brake.admit(ip)?;
     let result = check();
     if let Err(e) = &result
         && e.status() == StatusCode::UNAUTHORIZED
+        && let Some(brake) = brake
+        && let Some(ip) = client_ip(&parts.headers, &parts.extensions, brake.trust_forwarded_for)
     {
         brake.record_failure(ip)?;
     }
@@ -150,7 +155,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn failures_past_the_burst_block_the_client_valid_token_included() {
+    async fn failures_past_the_burst_are_braked_but_a_valid_token_is_served() {
         let brake = brake();
         let client = parts([192, 0, 2, 1], None);
         for _ in 0..3 {
@@ -160,22 +165,26 @@ mod tests {
         let Err(e) = braked(Some(&brake), &client, denied) else { panic!("not braked") };
         assert_eq!(e.code(), "rate_limited");
         assert!(matches!(e, ApiError::RateLimited { retry_after } if retry_after == Duration::from_secs(1)), "{e:?}");
-        // Now even a request with access is refused, without being checked.
-        let mut checked = false;
-        let result = braked(Some(&brake), &client, || {
-            checked = true;
-            Ok(())
-        });
-        assert_eq!(code(result), "rate_limited");
-        assert!(!checked, "a blocked client's token is never looked at");
+        // While blocked, failures stay 429 and a valid token is checked and served.
+        for _ in 0..5 {
+            let mut checked = false;
+            let result = braked(Some(&brake), &client, || {
+                checked = true;
+                Ok(())
+            });
+            assert_eq!(code(result), "ok");
+            assert!(checked, "the token is always checked");
+            assert_eq!(code(braked(Some(&brake), &client, denied)), "rate_limited");
+        }
         // Other clients, and other errors, are not affected.
-        assert_eq!(code(braked(Some(&brake), &parts([192, 0, 2, 2], None), || Ok(()))), "ok");
-        let not_found = braked(Some(&brake), &parts([192, 0, 2, 3], None), || Err::<(), _>(ApiError::NotFound));
+        assert_eq!(code(braked(Some(&brake), &parts([192, 0, 2, 2], None), denied)), "unauthorized");
+        let not_found = braked(Some(&brake), &client, || Err::<(), _>(ApiError::NotFound));
         assert_eq!(code(not_found), "not_found");
 
-        // Once a failure would be allowed again, the client is let in.
+        // Once a failure would be allowed again, it is answered as such.
         tokio::time::sleep(Duration::from_millis(1100)).await;
-        assert_eq!(code(braked(Some(&brake), &client, || Ok(()))), "ok");
+        assert_eq!(code(braked(Some(&brake), &client, denied)), "unauthorized");
+        assert_eq!(code(braked(Some(&brake), &client, denied)), "rate_limited");
     }
 
     #[tokio::test]

@@ -1,9 +1,13 @@
-//! Operations routes, no auth (keep them off the public internet or behind
-//! the load balancer's own rules):
+//! Operations routes, no auth required (keep them off the public internet or
+//! behind the load balancer's own rules):
 //!
 //! - `GET /healthz` — 200 while the process runs.
-//! - `GET /readyz` — 200 when the replay store (and Loki, when configured)
-//!   answer and the delivery queue has room; 503 naming each failing check.
+//! - `GET /readyz` — 200 when the replay store (and Loki, when configured,
+//!   accepting our pushes) answer and the delivery queue has room; 503
+//!   naming each failing check. Anonymous callers get each check's name and
+//!   `ok` / `failing` only; the reasons (which name hosts, buckets and
+//!   upstream errors) need the viewer token as `Authorization: Bearer`
+//!   (another token: 401, under the brute-force brake).
 //! - `GET /metrics` — Prometheus metrics (OpenMetrics text).
 
 use axum::{
@@ -15,7 +19,7 @@ use axum::{
 };
 use serde_json::{Map, Value, json};
 
-use crate::{error::ApiError, state::AppState};
+use crate::{auth::OptionalViewer, error::ApiError, state::AppState};
 
 pub fn healthz() -> MethodRouter<AppState> {
     get(|| async { Json(json!({"status": "ok"})) })
@@ -29,19 +33,30 @@ pub fn metrics() -> MethodRouter<AppState> {
     get(get_metrics)
 }
 
-async fn get_readiness(State(state): State<AppState>) -> Response {
+async fn get_readiness(State(state): State<AppState>, OptionalViewer(detailed): OptionalViewer) -> Response {
     let checks = state.readiness.current();
-    let failing: Vec<String> =
-        checks.iter().filter_map(|(name, r)| r.as_ref().err().map(|why| format!("{name}: {why}"))).collect();
+    let failing: Vec<&str> = checks.iter().filter(|(_, r)| r.is_err()).map(|(name, _)| *name).collect();
+    let message = if detailed {
+        let reasons = checks.iter().filter_map(|(name, r)| r.as_ref().err().map(|why| format!("{name}: {why}")));
+        reasons.collect::<Vec<_>>().join("; ")
+    } else {
+        format!("failing: {}", failing.join(", "))
+    };
     let checks: Map<String, Value> = checks
         .into_iter()
-        .map(|(name, r)| (name.to_owned(), Value::from(r.err().unwrap_or_else(|| "ok".to_owned()))))
+        .map(|(name, r)| {
+            let shown = match r {
+                Ok(()) => "ok".to_owned(),
+                Err(why) if detailed => why,
+                Err(_) => "failing".to_owned(),
+            };
+            (name.to_owned(), Value::from(shown))
+        })
         .collect();
     if failing.is_empty() {
         (StatusCode::OK, Json(json!({"status": "ready", "checks": checks}))).into_response()
     } else {
-        let body =
-            json!({"status": "not_ready", "error": "not_ready", "message": failing.join("; "), "checks": checks});
+        let body = json!({"status": "not_ready", "error": "not_ready", "message": message, "checks": checks});
         (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
     }
 }

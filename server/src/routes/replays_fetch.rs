@@ -6,14 +6,15 @@
 //! | GET  | `/api/observer/replays/{session_id}` | viewer or share token | `ManifestResponse` |
 //! | GET  | `/api/observer/replays/{session_id}/chunks/{seq}` | viewer or share token | the chunk's JSON array |
 //! | GET  | `/api/observer/replays/{session_id}/events` | viewer or share token | the session's events, one JSON array, streamed |
-//! | POST | `/api/observer/replays/{session_id}/share` | viewer token in `Authorization` | `ShareResponse` |
+//! | POST | `/api/observer/replays/{session_id}/share` | viewer token | `ShareResponse` |
 //!
-//! - Access: `Authorization: Bearer <token>` or `?token=` (see
-//!   `auth::viewer`), checked before the store is touched: 401
-//!   `unauthorized`, `token_expired` or `token_invalid`, whether or not the
-//!   session exists. Then a bad id, seq, limit, cursor or TTL is a 400.
-//!   Too many 401s from one client IP (`OBSERVER_AUTH_FAILURES_PER_MINUTE`)
-//!   and it gets 429 `rate_limited` for a while, valid token or not.
+//! - Access: `Authorization: Bearer <token>`; a share token may also come
+//!   as `?token=`, a viewer token never (see `auth::viewer`). Checked before
+//!   the store is touched: 401 `unauthorized`, `token_expired` or
+//!   `token_invalid`, whether or not the session exists. Then a bad id, seq,
+//!   limit, cursor or TTL is a 400. Too many 401s from one client IP
+//!   (`OBSERVER_AUTH_FAILURES_PER_MINUTE`) and its failures get 429
+//!   `rate_limited` for a while; a valid token is always served.
 //! - The manifest lists at most `OBSERVER_MAX_STREAM_CHUNKS` chunks, lowest
 //!   seqs first, with `truncated`, and the `start`, `url` and `user_id` of
 //!   the session's listing entry (see `manifest`).
@@ -27,7 +28,8 @@
 //!   at once `OBSERVER_FETCH_CONCURRENCY` (see `permits`); share TTL
 //!   60 s..=30 days (default 24 h); share request body `OBSERVER_MAX_JSON_BODY`.
 //! - Statuses: 200, 304, 400, 401, 404 (no chunk / no such chunk), 413, 415,
-//!   429 (too many 401s), 503 (store unreachable, no free fetch permit).
+//!   429 (a failure after too many 401s), 503 (store unreachable, no free
+//!   fetch permit).
 
 mod events;
 mod manifest;
@@ -270,7 +272,7 @@ async fn share_session(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    access.require_viewer_bearer()?;
+    access.require_viewer()?;
     let raw_id = params.iter().find_map(|(name, value)| (name == "session_id").then_some(value)).unwrap_or("");
     let session_id = crate::payload::SessionId::parse(raw_id)
         .ok_or_else(|| ApiError::invalid_fields(vec![FieldError::new(None, "session_id", crate::payload::ID_RULE)]))?;

@@ -14,4 +14,5 @@ mod metrics;
 mod readme_examples;
 mod rejections;
 mod replay_fetch;
+mod secrets;
 mod shutdown;

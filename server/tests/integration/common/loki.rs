@@ -67,7 +67,11 @@ struct Inner {
     pushes: usize,
     /// Statuses to answer the next data pushes with, before 204s.
     scripted: VecDeque<StatusCode>,
+    /// While set, every data push is answered with it (after `scripted`).
+    refusing: Option<StatusCode>,
     content_types: Vec<String>,
+    /// The headers of every request, server-log pushes and `/ready` included.
+    headers: Vec<HeaderMap>,
 }
 
 #[derive(Clone)]
@@ -111,6 +115,7 @@ async fn push(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap, body: 
     let raw = snap::raw::Decoder::new().decompress_vec(&body).expect("push body must be snappy block format");
     let request: PushRequest = prost::Message::decode(raw.as_slice()).expect("push body must be a PushRequest");
     let mut inner = inner.lock().unwrap();
+    inner.headers.push(headers.clone());
     // Scripted failures are for the data path; the server's own log shipper
     // (kind="server" only) is always answered normally.
     let server_logs_only = request.streams.iter().all(|s| s.labels.contains("kind=\"server\""));
@@ -119,7 +124,7 @@ async fn push(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap, body: 
         inner
             .content_types
             .push(headers.get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default());
-        if let Some(status) = inner.scripted.pop_front() {
+        if let Some(status) = inner.scripted.pop_front().or(inner.refusing) {
             return status;
         }
     }
@@ -145,7 +150,13 @@ impl LokiReceiver {
         let inner = Arc::new(Mutex::new(Inner::default()));
         let app = Router::new()
             .route("/loki/api/v1/push", post(push))
-            .route("/ready", get(|| async { "ready" }))
+            .route(
+                "/ready",
+                get(|State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap| async move {
+                    inner.lock().unwrap().headers.push(headers);
+                    "ready"
+                }),
+            )
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -157,6 +168,17 @@ impl LokiReceiver {
     pub fn script(&self, status: StatusCode, n: usize) {
         let mut inner = self.inner.lock().unwrap();
         inner.scripted.extend(std::iter::repeat_n(status, n));
+    }
+
+    /// Until called again with `None`, every data push is answered with
+    /// `status` and not stored (a Loki refusing our credentials or tenant).
+    pub fn refuse_with(&self, status: Option<StatusCode>) {
+        self.inner.lock().unwrap().refusing = status;
+    }
+
+    /// The headers of every request so far (data and server-log pushes, `/ready`).
+    pub fn request_headers(&self) -> Vec<HeaderMap> {
+        self.inner.lock().unwrap().headers.clone()
     }
 
     pub fn entries(&self) -> Vec<ReceivedEntry> {

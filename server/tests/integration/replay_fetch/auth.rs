@@ -76,10 +76,11 @@ async fn auth_rules() {
     assert_eq!(basic.send().await.unwrap().status(), 401);
     assert_eq!(fetch(&server, "/api/observer/replays", "", None).await, unauthorized);
 
-    // The viewer token opens everything, as a bearer or in the query.
+    // The viewer token opens everything, as a bearer; never in the query,
+    // where it would land in proxy logs and browser history.
     for path in session_paths(&a).into_iter().chain(["/api/observer/replays".to_owned()]) {
         assert_eq!(fetch(&server, &path, "", Some(VIEWER_TOKEN)).await.0, 200, "{path}");
-        assert_eq!(fetch(&server, &path, &format!("token={VIEWER_TOKEN}"), None).await.0, 200, "{path}");
+        assert_eq!(fetch(&server, &path, &format!("token={VIEWER_TOKEN}"), None).await, unauthorized, "{path}");
     }
     assert_eq!(fetch(&server, &format!("/api/observer/replays/{missing}"), "", Some(VIEWER_TOKEN)).await.0, 404);
 
@@ -166,17 +167,19 @@ async fn auth_failures_are_braked_per_client() {
     for path in [manifest.clone(), format!("{manifest}/chunks/0"), "/api/observer/replays".to_owned()] {
         assert_eq!(fetch_as(&server, attacker, &path, Some("guess-0123456789abcdef")).await.status(), 401, "{path}");
     }
-    // The fourth failure, and then everything from that client, valid
-    // token included, is 429 with Retry-After (one failure per 20 s).
+    // The fourth failure, and every failure after it for a while, is 429
+    // with Retry-After (one failure per 20 s); a valid token from the same
+    // client is served all along.
     let forged = signer().sign(&session, now() + 3600).replace("v1.", "v1.9");
     let r = fetch_as(&server, attacker, &format!("{manifest}?token={forged}"), None).await;
     assert_eq!(r.status(), 429);
     for path in [manifest.clone(), format!("{manifest}/events"), "/api/observer/replays".to_owned()] {
-        let r = fetch_as(&server, attacker, &path, Some(VIEWER_TOKEN)).await;
+        let r = fetch_as(&server, attacker, &path, Some("guess-0123456789abcdef")).await;
         assert_eq!(r.status(), 429, "{path}");
         let retry_after: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
         assert!((1..=20).contains(&retry_after), "{retry_after}");
         assert_eq!(r.json::<Value>().await.unwrap()["error"], "rate_limited");
+        assert_eq!(fetch_as(&server, attacker, &path, Some(VIEWER_TOKEN)).await.status(), 200, "{path}");
     }
 
     // Another client is not affected; an IPv6 client is braked by its /64.
@@ -190,9 +193,40 @@ async fn auth_failures_are_braked_per_client() {
         fetch_as(&server, "2001:db8:5:6:ffff::9", &manifest, Some("guess-0123456789abcdef")).await.status(),
         429
     );
-    assert_eq!(fetch_as(&server, "2001:db8:5:6::1", &manifest, Some(VIEWER_TOKEN)).await.status(), 429);
+    assert_eq!(fetch_as(&server, "2001:db8:5:6::1", &manifest, Some("guess-0123456789abcdef")).await.status(), 429);
+    assert_eq!(fetch_as(&server, "2001:db8:5:6::1", &manifest, Some(VIEWER_TOKEN)).await.status(), 200);
     assert_eq!(fetch_as(&server, "2001:db8:5:7::1", &manifest, Some(VIEWER_TOKEN)).await.status(), 200);
 
     let metrics = server.metrics_text().await;
     assert!(metrics.contains("observer_http_requests_total{route=\"replay_manifest\",status=\"429\"}"), "{metrics}");
+}
+
+/// The scenario: one bad guess a second from the address real
+/// viewers share (a NAT; forwarded addresses not trusted), three failures
+/// a minute allowed. Every valid request is served; the guesses are braked.
+#[tokio::test]
+async fn valid_token_is_served_while_the_same_ip_fails_repeatedly() {
+    let server = start(vec![("OBSERVER_AUTH_FAILURES_PER_MINUTE", "3".to_owned())]).await;
+    let session = unique_id("nat");
+    record_session(&server, &session).await;
+    let manifest = format!("/api/observer/replays/{session}");
+    let (mut refused, mut braked) = (0, 0);
+    for round in 0..15 {
+        let guess = fetch(&server, &manifest, "", Some(&format!("guess-{round}-0123456789abcdef"))).await;
+        match guess.0 {
+            401 => refused += 1,
+            429 => braked += 1,
+            other => panic!("a guess got {other}"),
+        }
+        for path in session_paths(&session) {
+            assert_eq!(fetch(&server, &path, "", Some(VIEWER_TOKEN)).await.0, 200, "round {round}: {path}");
+        }
+        let token = signer().sign(&session, now() + 60);
+        assert_eq!(
+            fetch(&server, &manifest, &format!("token={token}"), None).await.0,
+            200,
+            "share link, round {round}"
+        );
+    }
+    assert!(refused >= 3 && braked >= 10, "{refused} × 401, {braked} × 429");
 }
