@@ -5,7 +5,7 @@
 
 pub mod auth;
 pub mod config;
-pub mod connections;
+mod connections;
 pub mod delivery;
 pub mod error;
 pub mod health;
