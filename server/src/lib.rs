@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod config;
+mod connections;
 pub mod delivery;
 pub mod error;
 pub mod health;
@@ -16,12 +17,12 @@ pub mod routes;
 pub mod state;
 pub mod store;
 
-use std::{future::Future, net::SocketAddr, sync::Arc};
+use std::{future::Future, sync::Arc};
 
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
-use crate::{config::Config, health::Readiness, metrics::Metrics, state::AppState};
+use crate::{config::Config, connections::ConnectionSettings, health::Readiness, metrics::Metrics, state::AppState};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -53,8 +54,9 @@ pub async fn serve(
         ingest_keys = config.ingest_keys.len(),
         "observer started"
     );
+    let connection_metrics = metrics.clone();
     let state = AppState::new(config.clone(), store, queue, metrics, Arc::new(registry), readiness.clone());
-    let app = routes::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let app = routes::router(state);
 
     // One deadline, set when the signal arrives, covers both finishing
     // in-flight requests and flushing delivery.
@@ -67,13 +69,13 @@ pub async fn serve(
         let _ = deadline_tx.send(Some(tokio::time::Instant::now() + timeout));
     });
     let mut stop_rx = deadline_rx.clone();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let server = connections::serve(listener, app, ConnectionSettings::new(&config), connection_metrics, async move {
         let _ = stop_rx.wait_for(Option::is_some).await;
         tracing::info!("shutdown: no longer accepting connections, finishing in-flight requests");
     });
-    let mut server = tokio::spawn(async move { server.await });
+    let mut server = tokio::spawn(server);
     let served = tokio::select! {
-        result = &mut server => result.map_err(std::io::Error::other).and_then(|r| r),
+        result = &mut server => result.map_err(std::io::Error::other),
         () = async {
             let deadline = match deadline_rx.wait_for(Option::is_some).await {
                 Ok(deadline) => deadline.unwrap_or_else(tokio::time::Instant::now),

@@ -169,6 +169,29 @@ label_enum!(
     }
 );
 
+label_enum!(
+    /// Why a client connection ended (`observer_connections_closed_total`).
+    CloseReason {
+        /// The client or the HTTP exchange ended it (incl. graceful shutdown).
+        Normal => "normal",
+        /// A request's headers did not arrive within `OBSERVER_HEADER_READ_TIMEOUT`.
+        HeaderTimeout => "header_timeout",
+        /// No next request within `OBSERVER_IDLE_TIMEOUT`.
+        IdleTimeout => "idle_timeout",
+        /// The client stopped reading an answer for `OBSERVER_SEND_TIMEOUT`.
+        SendTimeout => "send_timeout",
+        /// Closed right after accept: `OBSERVER_MAX_CONNECTIONS` were open.
+        OverLimit => "over_limit",
+        /// An I/O or protocol error (reset, malformed request).
+        Error => "error",
+    }
+);
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct CloseLabels {
+    pub reason: CloseReason,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct RouteLabels {
     pub route: Route,
@@ -248,6 +271,9 @@ pub struct Metrics {
     pub loki_pushes: Family<PushLabels, Counter>,
     pub loki_push_failures: Family<PushFailureLabels, Counter>,
     pub loki_push_duration: Histogram,
+    pub connections_open: Gauge,
+    pub connections_accepted: Counter,
+    pub connections_closed: Family<CloseLabels, Counter>,
 }
 
 impl Metrics {
@@ -276,6 +302,9 @@ impl Metrics {
             loki_pushes: Family::default(),
             loki_push_failures: Family::default(),
             loki_push_duration: latency_histogram(),
+            connections_open: Gauge::default(),
+            connections_accepted: Counter::default(),
+            connections_closed: Family::default(),
         };
         let r = registry.sub_registry_with_prefix("observer");
         r.register("http_requests", "HTTP requests answered, by route and status", m.http_requests.clone());
@@ -353,7 +382,18 @@ impl Metrics {
             Unit::Seconds,
             m.loki_push_duration.clone(),
         );
+        r.register("connections_open", "Client connections open now", m.connections_open.clone());
+        r.register(
+            "connections_accepted",
+            "Client connections accepted (including those closed at once for being over the limit)",
+            m.connections_accepted.clone(),
+        );
+        r.register("connections_closed", "Client connections closed, by reason", m.connections_closed.clone());
         m
+    }
+
+    pub fn connection_closed(&self, reason: CloseReason) {
+        self.connections_closed.get_or_create(&CloseLabels { reason }).inc();
     }
 
     pub fn rejected(&self, route: Route, reason: RejectReason) {

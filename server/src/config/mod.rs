@@ -115,7 +115,8 @@ pub struct Limits {
 /// Connection-level limits, applied by the accept loop.
 #[derive(Debug, Clone)]
 pub struct ConnectionLimits {
-    /// Time to send a request's headers (from connect or the previous answer).
+    /// Time to send a request's headers (from connect, or from the first
+    /// byte of a next request on a keep-alive connection).
     pub header_read_timeout: Duration,
     /// Longest idle keep-alive connection.
     pub idle_timeout: Duration,

@@ -223,12 +223,14 @@ pub struct Settings {
     pub max_inflight_bytes: Option<String>,
 
     /// Time a client has to send a request's headers, from the connection's
-    /// start or the end of its previous request. [default: 10s]
+    /// start or, on a keep-alive connection, from the first byte of its next
+    /// request. [default: 10s]
     #[arg(long, env = "OBSERVER_HEADER_READ_TIMEOUT", value_name = "DURATION")]
     #[serde(deserialize_with = "scalar")]
     pub header_read_timeout: Option<String>,
 
-    /// How long an idle keep-alive connection stays open. [default: 60s]
+    /// How long a keep-alive connection may wait, after an answer, before
+    /// sending the first byte of its next request. [default: 60s]
     #[arg(long, env = "OBSERVER_IDLE_TIMEOUT", value_name = "DURATION")]
     #[serde(deserialize_with = "scalar")]
     pub idle_timeout: Option<String>,

@@ -5,6 +5,7 @@ mod common;
 
 mod browser_e2e;
 mod config_docs;
+mod connections;
 mod fresh_recording;
 mod ingest_errors;
 mod ingest_events;
