@@ -3,6 +3,9 @@
 //! - Body: one `ErrorReport` or an array of at most `OBSERVER_MAX_BATCH_ITEMS`
 //!   (100), JSON as `application/json` or `text/plain`, optionally gzip.
 //! - Limits: `OBSERVER_MAX_JSON_BODY` (1 MiB) as received and decompressed.
+//! - Parsing: bodies over 8 KiB on a blocking thread, one per core at a
+//!   time (`ParsePool`); 503 after 10 s without a thread. At most 20
+//!   problems are listed in a 400, the rest counted in `details_truncated`.
 //! - Answers: 202 `{"accepted": N}`; 400, 401, 403, 413, 415, 503.
 
 use std::time::SystemTime;
@@ -17,12 +20,7 @@ use axum::{
 use serde::Serialize;
 
 use super::extract::{epoch_ms, read_json_body, request_context};
-use crate::{
-    error::ApiError,
-    ingest::records::error_record,
-    payload::{ErrorReport, parse_batch},
-    state::AppState,
-};
+use crate::{error::ApiError, ingest::records::error_record, payload::ErrorReport, state::AppState};
 
 pub fn route() -> MethodRouter<AppState> {
     post(ingest_errors)
@@ -41,7 +39,8 @@ async fn ingest_errors(
 ) -> Result<(StatusCode, Json<ErrorsAccepted>), ApiError> {
     let received_at = SystemTime::now();
     let json = read_json_body(&state, &headers, body).await?;
-    let reports: Vec<ErrorReport> = parse_batch(&json, state.config.limits.max_batch_items, epoch_ms(received_at))?;
+    let reports: Vec<ErrorReport> =
+        state.parse_pool.parse_batch(json, state.config.limits.max_batch_items, epoch_ms(received_at)).await?;
     tracing::Span::current().record("items", reports.len());
     let context = request_context(&state, &headers, received_at);
     let records = reports.iter().enumerate().map(|(i, report)| error_record(report, i, &context)).collect();

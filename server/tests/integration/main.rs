@@ -6,6 +6,7 @@ mod common;
 mod browser_e2e;
 mod config_docs;
 mod fresh_recording;
+mod hostile_bodies;
 mod ingest_errors;
 mod ingest_events;
 mod ingest_replay;
