@@ -1,15 +1,16 @@
 //! Error path of item parsing: serde stops at the first bad field, but
 //! clients deserve every problem of an item at once.
 //!
-//! Cost is linear in the item: it is parsed once into a JSON object, every
-//! key is checked against the struct's field list once, and only the known
-//! fields (a dozen, fixed at compile time) are retried one by one. A body of
-//! 50,000 unknown fields costs one parse and 50,000 string comparisons
-//! against a short list, whatever it holds.
+//! Cost is linear in the item: one streaming pass checks every key against
+//! the struct's field list, skips the values of unknown keys without
+//! building them, and keeps the known fields (a dozen, fixed at compile
+//! time), which are then retried one by one. A body of 50,000 unknown fields
+//! costs one parse, 50,000 comparisons against a short list and no memory
+//! beyond the known fields' values.
 
 use serde::{
     Deserialize, Deserializer,
-    de::{Error as _, Visitor, value::Error as IntrospectError},
+    de::{DeserializeSeed, Error as _, IgnoredAny, MapAccess, Visitor, value::Error as IntrospectError},
 };
 use serde_json::{Map, Value};
 
@@ -28,23 +29,59 @@ pub fn report_every_bad_field<T: BatchItem>(
     problems: &mut Problems,
 ) {
     let before = problems.total();
-    // Not an object at all (bad syntax, too deep): serde's own error says it.
-    if let Ok(object) = serde_json::from_slice::<Map<String, Value>>(bytes) {
-        let known = struct_fields::<T>();
-        let allowed = known.join(", ");
-        let mut kept = Map::new();
-        for (key, value) in object {
-            if known.contains(&key.as_str()) {
-                kept.insert(key, value);
-            } else {
-                problems.push_with(|| FieldError::new(index, key, format!("unknown field; allowed: {allowed}")));
-            }
-        }
+    let known = struct_fields::<T>();
+    let sort_out = SortOutFields { known, index, problems: &mut *problems };
+    // Not an object at all (bad syntax, a known field nested too deep):
+    // serde's own error says it.
+    if let Ok(kept) = sort_out.deserialize(&mut serde_json::Deserializer::from_slice(bytes)) {
         report_known_fields::<T>(kept, index, received_ms, known.len(), problems);
     }
     // E.g. a duplicate field: the object parses, serde's struct refuses it.
     if problems.total() == before {
         problems.push(first);
+    }
+}
+
+/// Reports each unknown key of an object (in document order) and keeps the
+/// known fields' values.
+struct SortOutFields<'a> {
+    known: &'static [&'static str],
+    index: Option<usize>,
+    problems: &'a mut Problems,
+}
+
+impl<'de> DeserializeSeed<'de> for SortOutFields<'_> {
+    type Value = Map<String, Value>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for SortOutFields<'_> {
+    type Value = Map<String, Value>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut kept = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if self.known.contains(&key.as_str()) {
+                let value = map.next_value::<Value>()?;
+                kept.insert(key, value);
+            } else {
+                // Skipped without building it (and without depth limit:
+                // serde_json skips iteratively).
+                map.next_value::<IgnoredAny>()?;
+                let known = self.known;
+                self.problems.push_with(|| {
+                    FieldError::new(self.index, key, format!("unknown field; allowed: {}", known.join(", ")))
+                });
+            }
+        }
+        Ok(kept)
     }
 }
 

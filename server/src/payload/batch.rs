@@ -280,7 +280,7 @@ mod tests {
         let body = r#"{"zz":1,"message":7,"user_id":"","timestamp":"x","aa":2}"#;
         let (details, truncated) = invalid(parse_batch::<ErrorReport>(body.as_bytes(), 100, NOW));
         let fields: Vec<_> = details.iter().map(|d| d.field.as_str()).collect();
-        assert_eq!(fields, ["aa", "zz", "message", "timestamp", "user_id"]);
+        assert_eq!(fields, ["zz", "aa", "message", "timestamp", "user_id"]);
         assert_eq!(truncated, 0);
         let (details, _) = invalid(parse_batch::<AnalyticsEvent>(br#"{"name":"n","x":1}"#, 100, NOW));
         assert_eq!(details.iter().map(|d| d.field.as_str()).collect::<Vec<_>>(), ["x", "type"]);
@@ -304,6 +304,10 @@ mod tests {
             let (details, _) = invalid(parse_batch::<AnalyticsEvent>(body.as_bytes(), 100, NOW));
             assert!(details[0].field.starts_with(field), "{details:?}");
         }
+        // Skipping a deep unknown value does not stop the search for more.
+        let body = format!(r#"{{"x":{deep},"type":"click"}}"#);
+        let (details, _) = invalid(parse_batch::<AnalyticsEvent>(body.as_bytes(), 100, NOW));
+        assert_eq!(details.iter().map(|d| d.field.as_str()).collect::<Vec<_>>(), ["x", "type"]);
         let open = "[".repeat(100_000);
         let (details, _) = invalid(parse_batch::<AnalyticsEvent>(open.as_bytes(), 100, NOW));
         assert_eq!(details[0].field, "body");

@@ -79,7 +79,7 @@ pub fn serde_field_error(index: Option<usize>, e: &serde_path_to_error::Error<se
             let reason = if what == "unknown field" {
                 format!(
                     "unknown field; allowed: {}",
-                    rest[end + 1..].trim_start_matches(", expected ").replace('`', "")
+                    rest[end + 1..].trim_start_matches(", expected ").trim_start_matches("one of ").replace('`', "")
                 )
             } else {
                 what.to_owned()
