@@ -99,7 +99,14 @@ impl Credential {
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{message}")]
-    Invalid { message: String, details: Vec<FieldError> },
+    Invalid {
+        message: String,
+        /// At most `MAX_DETAILS` problems, so that answering costs little
+        /// whatever a body holds.
+        details: Vec<FieldError>,
+        /// Problems found beyond those listed in `details`.
+        details_truncated: usize,
+    },
     #[error("{what} exceeds the limit of {max} ({setting})", setting = limit.setting())]
     TooLarge { limit: LimitName, what: &'static str, max: usize },
     #[error("unsupported Content-Type {got:?}; send {expected}")]
@@ -140,16 +147,23 @@ impl ApiError {
         ApiError::Invalid {
             message: format!("invalid body: {reason}"),
             details: vec![FieldError::new(None, "body", reason)],
+            details_truncated: 0,
         }
     }
 
     /// A 400 listing field problems.
     pub fn invalid_fields(details: Vec<FieldError>) -> Self {
-        let message = match details.len() {
-            1 => format!("invalid field {:?}: {}", details[0].field, details[0].reason),
-            n => format!("{n} invalid fields"),
+        Self::invalid_fields_truncated(details, 0)
+    }
+
+    /// A 400 listing the first field problems, and how many more were found.
+    pub fn invalid_fields_truncated(details: Vec<FieldError>, details_truncated: usize) -> Self {
+        let message = match (details.len(), details_truncated) {
+            (1, 0) => format!("invalid field {:?}: {}", details[0].field, details[0].reason),
+            (n, 0) => format!("{n} invalid fields"),
+            (n, more) => format!("{} problems; the first {n} are listed in details", n + more),
         };
-        ApiError::Invalid { message, details }
+        ApiError::Invalid { message, details, details_truncated }
     }
 
     /// Stable snake_case code, used as `error` in the JSON body.
@@ -222,6 +236,13 @@ struct ErrorBody<'a> {
     message: String,
     #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
     details: &'a [FieldError],
+    /// Problems found beyond those in `details` (absent when none).
+    #[serde(skip_serializing_if = "is_zero")]
+    details_truncated: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl IntoResponse for ApiError {
@@ -235,11 +256,11 @@ impl IntoResponse for ApiError {
             ApiError::Unavailable { .. } => tracing::debug!(error = %self, "request refused"),
             _ => {}
         }
-        let details: &[FieldError] = match &self {
-            ApiError::Invalid { details, .. } => details,
-            _ => &[],
+        let (details, details_truncated): (&[FieldError], usize) = match &self {
+            ApiError::Invalid { details, details_truncated, .. } => (details, *details_truncated),
+            _ => (&[], 0),
         };
-        let body = ErrorBody { error: self.code(), message: self.to_string(), details };
+        let body = ErrorBody { error: self.code(), message: self.to_string(), details, details_truncated };
         let mut response = (status, Json(body)).into_response();
         if let Some(retry_after) = self.retry_after() {
             let secs = retry_after.as_secs().max(1);

@@ -262,6 +262,7 @@ pub struct Metrics {
     pub replay_compression_ratio: Histogram,
     pub store_duration: HistogramFamily<StoreLabels>,
     pub store_failures: Family<StoreLabels, Counter>,
+    pub parse_waiting: Gauge,
     pub queue_records: Gauge,
     pub queue_capacity: Gauge,
     pub queue_full: Family<KindLabels, Counter>,
@@ -293,6 +294,7 @@ impl Metrics {
             replay_compression_ratio: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
             store_duration: HistogramFamily::new_with_constructor(latency_histogram),
             store_failures: Family::default(),
+            parse_waiting: Gauge::default(),
             queue_records: Gauge::default(),
             queue_capacity: Gauge::default(),
             queue_full: Family::default(),
@@ -359,6 +361,11 @@ impl Metrics {
             "store_operation_failures",
             "Replay store operations that failed, by operation",
             m.store_failures.clone(),
+        );
+        r.register(
+            "parse_waiting",
+            "Error and event bodies waiting for a parsing thread (one per core)",
+            m.parse_waiting.clone(),
         );
         r.register("delivery_queue_records", "Records waiting for delivery to Loki or stdout", m.queue_records.clone());
         r.register("delivery_queue_capacity", "Records the delivery queue can hold", m.queue_capacity.clone());

@@ -11,6 +11,7 @@ use crate::{
     health::Readiness,
     ingest::user_agent::UserAgentParser,
     metrics::Metrics,
+    payload::ParsePool,
     rate_limit::{AuthFailureBrake, RateLimiter, SessionBytes, SessionRateLimiter},
     store::ReplayStore,
 };
@@ -40,6 +41,8 @@ pub struct AppState {
     /// Bounds how many chunk and session-events reads of the fetch API
     /// are served at once (memory).
     pub fetch_permits: Arc<tokio::sync::Semaphore>,
+    /// Where error and event bodies are parsed (off the async threads).
+    pub parse_pool: ParsePool,
     /// `None` when rate limiting is off.
     pub rate_limiter: Option<RateLimiter>,
     /// Brute-force brake on fetch tokens; `None` when it is off.
@@ -65,6 +68,7 @@ impl AppState {
             share_signer: ShareSigner::new(&share_secret(&config)),
             replay_permits: Arc::new(tokio::sync::Semaphore::new(config.limits.replay_concurrency)),
             fetch_permits: Arc::new(tokio::sync::Semaphore::new(config.limits.fetch_concurrency)),
+            parse_pool: ParsePool::per_core(metrics.parse_waiting.clone()),
             rate_limiter: RateLimiter::new(config.limits.rate_limit_per_ip, config.limits.trust_forwarded_for),
             auth_brake: AuthFailureBrake::new(
                 config.limits.auth_failures_per_minute,

@@ -2,10 +2,16 @@
 //! every bad field of every item is reported, and nothing is accepted unless
 //! all items are valid.
 
-use serde::de::DeserializeOwned;
-use serde_json::value::RawValue;
-use validator::{Validate, ValidationErrors, ValidationErrorsKind};
+use std::cell::Cell;
 
+use serde::de::{DeserializeOwned, DeserializeSeed, Error as _, SeqAccess, Visitor};
+use serde_json::value::RawValue;
+use validator::Validate;
+
+use super::{
+    bad_fields::report_every_bad_field,
+    problems::{Problems, push_validation_errors, serde_field_error, strip_position},
+};
 use crate::error::{ApiError, FieldError, LimitName};
 
 /// A payload item that can check what serde and `validator` cannot
@@ -22,36 +28,21 @@ pub trait BatchItem: DeserializeOwned + Validate {
 }
 
 /// Parses `body` as one object or an array of at most `max_items` objects.
+/// Problems beyond `MAX_DETAILS` are counted, not listed.
 pub fn parse_batch<T: BatchItem>(body: &[u8], max_items: usize, received_ms: i64) -> Result<Vec<T>, ApiError> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
-    let mut errors = Vec::new();
+    let mut problems = Problems::default();
     let items = match first {
-        Some(b'{') => match parse_item::<T>(body, None, received_ms, &mut errors) {
-            Some(item) => vec![item],
-            None => Vec::new(),
-        },
+        Some(b'{') => parse_item::<T>(body, None, received_ms, &mut problems).into_iter().collect(),
         Some(b'[') => {
-            // Items stay borrowed slices of the body until each is parsed,
-            // so a batch is never copied.
-            let raw: Vec<&RawValue> = serde_json::from_slice(body)
-                .map_err(|e| ApiError::invalid_body(format!("not a JSON array of objects: {}", strip_position(&e))))?;
-            if raw.is_empty() {
-                return Err(ApiError::invalid_body("the array is empty"));
-            }
-            if raw.len() > max_items {
-                return Err(ApiError::TooLarge {
-                    limit: LimitName::BatchItems,
-                    what: "batch item count",
-                    max: max_items,
-                });
-            }
+            let raw = array_items(body, max_items)?;
             let mut items = Vec::with_capacity(raw.len());
             for (index, item) in raw.iter().enumerate() {
                 if !item.get().starts_with('{') {
-                    errors.push(FieldError::new(Some(index), "item", "must be a JSON object"));
+                    problems.push(FieldError::new(Some(index), "item", "must be a JSON object"));
                     continue;
                 }
-                if let Some(item) = parse_item::<T>(item.get().as_bytes(), Some(index), received_ms, &mut errors) {
+                if let Some(item) = parse_item::<T>(item.get().as_bytes(), Some(index), received_ms, &mut problems) {
                     items.push(item);
                 }
             }
@@ -59,135 +50,92 @@ pub fn parse_batch<T: BatchItem>(body: &[u8], max_items: usize, received_ms: i64
         }
         _ => return Err(ApiError::invalid_body("must be a JSON object or an array of objects")),
     };
-    if errors.is_empty() { Ok(items) } else { Err(ApiError::invalid_fields(errors)) }
+    problems.into_result(items)
+}
+
+/// The items of a JSON array, as borrowed slices of the body so that a batch
+/// is never copied. The array is refused as soon as it grows past
+/// `max_items`: a body of a million `{}` costs no more than `max_items` do.
+fn array_items(body: &[u8], max_items: usize) -> Result<Vec<&RawValue>, ApiError> {
+    let too_many = Cell::new(false);
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let parsed = BoundedItems { max_items, too_many: &too_many }.deserialize(&mut de).and_then(|items| {
+        de.end()?;
+        Ok(items)
+    });
+    match parsed {
+        _ if too_many.get() => {
+            Err(ApiError::TooLarge { limit: LimitName::BatchItems, what: "batch item count", max: max_items })
+        }
+        Err(e) => Err(ApiError::invalid_body(format!("not a JSON array of objects: {}", strip_position(&e)))),
+        Ok(items) if items.is_empty() => Err(ApiError::invalid_body("the array is empty")),
+        Ok(items) => Ok(items),
+    }
+}
+
+struct BoundedItems<'a> {
+    max_items: usize,
+    too_many: &'a Cell<bool>,
+}
+
+impl<'de> DeserializeSeed<'de> for BoundedItems<'_> {
+    type Value = Vec<&'de RawValue>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for BoundedItems<'_> {
+    type Value = Vec<&'de RawValue>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an array")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<&'de RawValue>()? {
+            if items.len() == self.max_items {
+                self.too_many.set(true);
+                return Err(A::Error::custom("too many items"));
+            }
+            items.push(item);
+        }
+        Ok(items)
+    }
 }
 
 fn parse_item<T: BatchItem>(
     bytes: &[u8],
     index: Option<usize>,
     received_ms: i64,
-    errors: &mut Vec<FieldError>,
+    problems: &mut Problems,
 ) -> Option<T> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     let mut item: T = match serde_path_to_error::deserialize(&mut *de) {
         Ok(item) => item,
         Err(e) => {
-            report_every_bad_field::<T>(bytes, index, received_ms, serde_field_error(index, &e), errors);
+            report_every_bad_field::<T>(bytes, index, received_ms, serde_field_error(index, &e), problems);
             return None;
         }
     };
     if let Err(e) = de.end() {
-        errors.push(FieldError::new(index, "body", strip_position(&e)));
+        problems.push(FieldError::new(index, "body", strip_position(&e)));
         return None;
     }
-    let before = errors.len();
+    let mut found = Vec::new();
     if let Err(validation) = item.validate() {
-        push_validation_errors(index, &validation, errors);
+        push_validation_errors(index, &validation, &mut found);
     }
-    item.check(index, received_ms, errors);
-    (errors.len() == before).then_some(item)
-}
-
-/// Error path only: serde stops at the first bad field, but clients deserve
-/// every problem of an item at once. Take the item apart as a JSON object,
-/// drop each field serde refuses and try again, then run the remaining
-/// checks on what is left.
-fn report_every_bad_field<T: BatchItem>(
-    bytes: &[u8],
-    index: Option<usize>,
-    received_ms: i64,
-    first: FieldError,
-    errors: &mut Vec<FieldError>,
-) {
-    let Ok(mut object) = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(bytes) else {
-        errors.push(first);
-        return;
-    };
-    let start = errors.len();
-    let mut problem = first;
-    // Bounded: every round removes a field or stands one in, at most once each.
-    for _ in 0..=2 * object.len() + 2 {
-        let already_reported = errors[start..].iter().any(|e| e.field == problem.field);
-        if already_reported {
-            // A required field that was removed as bad: stand a valid value
-            // in for it, or stop if there is none.
-            match T::stand_in(&problem.field) {
-                Some(value) if !object.contains_key(&problem.field) => {
-                    object.insert(problem.field.clone(), value);
-                }
-                _ => return,
-            }
-        } else {
-            let field = problem.field.clone();
-            let removed = object.remove(&field).is_some();
-            errors.push(problem);
-            if !removed {
-                // Missing, not bad: stand a value in to look further, or stop.
-                let Some(value) = T::stand_in(&field) else { return };
-                object.insert(field, value);
-            }
-        }
-        match serde_path_to_error::deserialize::<_, T>(serde_json::Value::Object(object.clone())) {
-            Err(e) => problem = serde_field_error(index, &e),
-            Ok(mut item) => {
-                let mut rest = Vec::new();
-                if let Err(validation) = item.validate() {
-                    push_validation_errors(index, &validation, &mut rest);
-                }
-                item.check(index, received_ms, &mut rest);
-                let reported: Vec<String> = errors[start..].iter().map(|e| e.field.clone()).collect();
-                errors.extend(rest.into_iter().filter(|e| !reported.contains(&e.field)));
-                return;
-            }
-        }
+    item.check(index, received_ms, &mut found);
+    if found.is_empty() {
+        return Some(item);
     }
-}
-
-/// Removes serde_json's " at line X column Y" suffix: the field name says more.
-fn strip_position(e: &serde_json::Error) -> String {
-    let text = e.to_string();
-    match text.rfind(" at line ") {
-        Some(pos) => text[..pos].to_owned(),
-        None => text,
+    for problem in found {
+        problems.push(problem);
     }
-}
-
-fn serde_field_error(index: Option<usize>, e: &serde_path_to_error::Error<serde_json::Error>) -> FieldError {
-    let reason = strip_position(e.inner());
-    // serde reports unknown and missing fields in its message, not its path.
-    for (prefix, what) in [("unknown field `", "unknown field"), ("missing field `", "is required")] {
-        if let Some(rest) = reason.strip_prefix(prefix)
-            && let Some(end) = rest.find('`')
-        {
-            let reason = if what == "unknown field" {
-                format!(
-                    "unknown field; allowed: {}",
-                    rest[end + 1..].trim_start_matches(", expected ").replace('`', "")
-                )
-            } else {
-                what.to_owned()
-            };
-            return FieldError::new(index, &rest[..end], reason);
-        }
-    }
-    let path = e.path().to_string();
-    let field = if path.is_empty() || path == "." { "body".to_owned() } else { path };
-    let field = if field == "r#type" { "type".to_owned() } else { field };
-    FieldError::new(index, field, reason)
-}
-
-fn push_validation_errors(index: Option<usize>, errors: &ValidationErrors, out: &mut Vec<FieldError>) {
-    let mut fields: Vec<_> = errors.errors().iter().collect();
-    fields.sort_by(|a, b| a.0.cmp(b.0));
-    for (field, kind) in fields {
-        let name = field.trim_start_matches("r#");
-        if let ValidationErrorsKind::Field(list) = kind {
-            for error in list {
-                let reason = error.message.as_deref().map(str::to_owned).unwrap_or_else(|| error.code.to_string());
-                out.push(FieldError::new(index, name, reason));
-            }
-        }
-    }
+    None
 }
 
 /// Checks an optional client timestamp against the receive time and
@@ -210,6 +158,7 @@ pub fn check_timestamp(
 }
 
 /// Checks that an optional JSON object serialises to at most `max` bytes.
+/// The bytes are counted as they are written, never buffered.
 pub fn check_object_size(
     value: Option<&serde_json::Map<String, serde_json::Value>>,
     field: &str,
@@ -218,10 +167,25 @@ pub fn check_object_size(
     errors: &mut Vec<FieldError>,
 ) {
     if let Some(object) = value {
-        let size = serde_json::to_vec(object).map(|v| v.len()).unwrap_or(usize::MAX);
+        let mut counter = ByteCounter(0);
+        let size = serde_json::to_writer(&mut counter, object).map_or(usize::MAX, |()| counter.0);
         if size > max {
             errors.push(FieldError::new(index, field, format!("must serialise to at most {max} bytes (got {size})")));
         }
+    }
+}
+
+/// A writer that keeps only the number of bytes written to it.
+struct ByteCounter(usize);
+
+impl std::io::Write for ByteCounter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -231,5 +195,142 @@ pub fn validate_id(value: &str) -> Result<(), validator::ValidationError> {
         Ok(())
     } else {
         Err(validator::ValidationError::new("id").with_message(super::ID_RULE.into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use serde::{Deserialize, Deserializer};
+
+    use super::*;
+    use crate::payload::{AnalyticsEvent, ErrorReport, MAX_DETAILS};
+
+    const NOW: i64 = 1_800_000_000_000;
+
+    thread_local! {
+        static DESERIALIZED: Cell<usize> = const { Cell::new(0) };
+    }
+
+    /// Counts how often an item is deserialized: the error path must not
+    /// re-parse per field.
+    #[derive(Debug)]
+    struct Counted;
+
+    impl<'de> Deserialize<'de> for Counted {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            DESERIALIZED.with(|n| n.set(n.get() + 1));
+            serde::de::IgnoredAny::deserialize(deserializer).map(|_| Counted)
+        }
+    }
+
+    #[derive(Debug, Deserialize, Validate)]
+    #[serde(deny_unknown_fields)]
+    struct Probe {
+        #[allow(dead_code)]
+        counted: Counted,
+        #[validate(range(max = 10, message = "must be at most 10"))]
+        small: Option<u32>,
+    }
+
+    impl BatchItem for Probe {
+        fn check(&mut self, _: Option<usize>, _: i64, _: &mut Vec<FieldError>) {}
+    }
+
+    fn unknown_fields(first: &str, count: usize) -> String {
+        let mut body = format!("{{{first}");
+        for i in 0..count {
+            body.push_str(&format!(",\"k{i:06}\":0"));
+        }
+        body.push('}');
+        body
+    }
+
+    fn invalid(result: Result<Vec<impl std::fmt::Debug>, ApiError>) -> (Vec<FieldError>, usize) {
+        match result {
+            Err(ApiError::Invalid { details, details_truncated, .. }) => (details, details_truncated),
+            other => panic!("expected invalid, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn many_unknown_fields_are_parsed_once_and_capped() {
+        let body = unknown_fields(r#""counted":1,"small":11"#, 50_000);
+        DESERIALIZED.with(|n| n.set(0));
+        let (details, truncated) = invalid(parse_batch::<Probe>(body.as_bytes(), 100, NOW));
+        // Once on the fast path, once for the known fields on the error path.
+        assert!(DESERIALIZED.with(Cell::get) <= 2, "deserialized {} times", DESERIALIZED.with(Cell::get));
+        assert_eq!(details.len(), MAX_DETAILS);
+        assert_eq!(details.len() + truncated, 50_001, "every unknown field and `small` are counted");
+        assert!(details.iter().all(|d| d.field.starts_with('k') && d.reason.contains("allowed: counted, small")));
+    }
+
+    #[test]
+    fn every_item_of_a_batch_is_counted_beyond_the_cap() {
+        let item = unknown_fields(r#""message":"m""#, 30);
+        let body = format!("[{}]", vec![item; 100].join(","));
+        let (details, truncated) = invalid(parse_batch::<ErrorReport>(body.as_bytes(), 100, NOW));
+        assert_eq!((details.len(), truncated), (MAX_DETAILS, 100 * 30 - MAX_DETAILS));
+        assert!(details.iter().all(|d| d.index == Some(0)));
+    }
+
+    #[test]
+    fn known_field_problems_follow_unknown_ones() {
+        let body = r#"{"zz":1,"message":7,"user_id":"","timestamp":"x","aa":2}"#;
+        let (details, truncated) = invalid(parse_batch::<ErrorReport>(body.as_bytes(), 100, NOW));
+        let fields: Vec<_> = details.iter().map(|d| d.field.as_str()).collect();
+        assert_eq!(fields, ["zz", "aa", "message", "timestamp", "user_id"]);
+        assert_eq!(truncated, 0);
+        let (details, _) = invalid(parse_batch::<AnalyticsEvent>(br#"{"name":"n","x":1}"#, 100, NOW));
+        assert_eq!(details.iter().map(|d| d.field.as_str()).collect::<Vec<_>>(), ["x", "type"]);
+    }
+
+    #[test]
+    fn a_duplicate_field_is_still_reported() {
+        let (details, _) = invalid(parse_batch::<ErrorReport>(br#"{"message":"a","message":"b"}"#, 100, NOW));
+        assert_eq!((details[0].field.as_str(), details[0].reason.as_str()), ("message", "appears more than once"));
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_without_recursion() {
+        let deep = "[".repeat(100_000) + &"]".repeat(100_000);
+        let cases = [
+            (format!(r#"{{"type":"page_view","properties":{{"p":{deep}}}}}"#), "properties"),
+            (format!(r#"{{"type":"page_view","x":{deep}}}"#), "x"),
+            (format!("[{deep}]"), "item"),
+        ];
+        for (body, field) in cases {
+            let (details, _) = invalid(parse_batch::<AnalyticsEvent>(body.as_bytes(), 100, NOW));
+            assert!(details[0].field.starts_with(field), "{details:?}");
+        }
+        // Skipping a deep unknown value does not stop the search for more.
+        let body = format!(r#"{{"x":{deep},"type":"click"}}"#);
+        let (details, _) = invalid(parse_batch::<AnalyticsEvent>(body.as_bytes(), 100, NOW));
+        assert_eq!(details.iter().map(|d| d.field.as_str()).collect::<Vec<_>>(), ["x", "type"]);
+        let open = "[".repeat(100_000);
+        let (details, _) = invalid(parse_batch::<AnalyticsEvent>(open.as_bytes(), 100, NOW));
+        assert_eq!(details[0].field, "body");
+    }
+
+    #[test]
+    fn an_over_long_array_is_refused_without_collecting_it() {
+        let body = format!("[{}]", vec!["{}"; 300_000].join(","));
+        let result = parse_batch::<AnalyticsEvent>(body.as_bytes(), 100, NOW);
+        assert!(matches!(result, Err(ApiError::TooLarge { limit: LimitName::BatchItems, .. })), "{result:?}");
+        let result = parse_batch::<AnalyticsEvent>(b"[{}, {} trailing", 1, NOW);
+        assert!(matches!(result, Err(ApiError::TooLarge { .. })), "{result:?}");
+        let (details, _) = invalid(parse_batch::<AnalyticsEvent>(b"[] x", 100, NOW));
+        assert_eq!(details[0].field, "body");
+    }
+
+    #[test]
+    fn object_size_is_counted_without_buffering() {
+        let mut errors = Vec::new();
+        let object: serde_json::Map<_, _> = serde_json::from_str(r#"{"a":"xyz"}"#).unwrap();
+        check_object_size(Some(&object), "context", 11, None, &mut errors);
+        assert!(errors.is_empty());
+        check_object_size(Some(&object), "context", 10, None, &mut errors);
+        assert_eq!(errors[0].reason, "must serialise to at most 10 bytes (got 11)");
     }
 }

@@ -1,9 +1,12 @@
 //! Wire types of what browsers send, and their validation.
 
 mod analytics_event;
+mod bad_fields;
 mod batch;
 mod error_report;
 mod ids;
+mod parse_pool;
+mod problems;
 mod replay_query;
 mod rrweb;
 
@@ -11,5 +14,7 @@ pub use analytics_event::{AnalyticsEvent, AnalyticsEventType};
 pub use batch::{BatchItem, parse_batch};
 pub use error_report::ErrorReport;
 pub use ids::{ID_RULE, SessionId, is_valid_id};
+pub use parse_pool::ParsePool;
+pub use problems::MAX_DETAILS;
 pub use replay_query::ReplayChunkQuery;
 pub use rrweb::{ChunkSummary, validate_chunk};

@@ -5,6 +5,9 @@
 //! - Limits: `OBSERVER_MAX_JSON_BODY` (1 MiB) as received and decompressed.
 //! - Rate: `OBSERVER_RATE_LIMIT_PER_SESSION` per distinct `session_id` of
 //!   the batch (429 for the whole batch).
+//! - Parsing: bodies over 8 KiB on a blocking thread, one per core at a
+//!   time (`ParsePool`); 503 after 10 s without a thread. At most 20
+//!   problems are listed in a 400, the rest counted in `details_truncated`.
 //! - Answers: 202 `{"accepted": N}`; 400, 401, 403, 413, 415, 429, 503.
 
 use std::time::SystemTime;
@@ -19,12 +22,7 @@ use axum::{
 use serde::Serialize;
 
 use super::extract::{epoch_ms, read_json_body, request_context};
-use crate::{
-    error::ApiError,
-    ingest::records::error_record,
-    payload::{ErrorReport, parse_batch},
-    state::AppState,
-};
+use crate::{error::ApiError, ingest::records::error_record, payload::ErrorReport, state::AppState};
 
 pub fn route() -> MethodRouter<AppState> {
     post(ingest_errors)
@@ -43,7 +41,8 @@ async fn ingest_errors(
 ) -> Result<(StatusCode, Json<ErrorsAccepted>), ApiError> {
     let received_at = SystemTime::now();
     let json = read_json_body(&state, &headers, body).await?;
-    let reports: Vec<ErrorReport> = parse_batch(&json, state.config.limits.max_batch_items, epoch_ms(received_at))?;
+    let reports: Vec<ErrorReport> =
+        state.parse_pool.parse_batch(json, state.config.limits.max_batch_items, epoch_ms(received_at)).await?;
     tracing::Span::current().record("items", reports.len());
     state.session_rate_limiter.check(reports.iter().filter_map(|item| item.session_id.as_deref()))?;
     let context = request_context(&state, &headers, received_at);
