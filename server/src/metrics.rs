@@ -143,6 +143,21 @@ label_enum!(
     }
 );
 
+label_enum!(
+    /// Which bound turned an ingestion request away with 503.
+    Overload {
+        /// `OBSERVER_MAX_INFLIGHT_BYTES`: request bodies in memory.
+        InflightBytes => "inflight_bytes",
+        /// `OBSERVER_REPLAY_CONCURRENCY`: replay chunks read and validated at once.
+        ReplaySlots => "replay_slots",
+    }
+);
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct OverloadLabels {
+    pub reason: Overload,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct RouteLabels {
     pub route: Route,
@@ -215,6 +230,8 @@ pub struct Metrics {
     pub records_undelivered: Family<UndeliveredLabels, Counter>,
     pub loki_pushes: Family<PushLabels, Counter>,
     pub loki_push_duration: Histogram,
+    pub inflight_body_bytes: Gauge,
+    pub overload_refused: Family<OverloadLabels, Counter>,
 }
 
 impl Metrics {
@@ -241,6 +258,8 @@ impl Metrics {
             records_undelivered: Family::default(),
             loki_pushes: Family::default(),
             loki_push_duration: latency_histogram(),
+            inflight_body_bytes: Gauge::default(),
+            overload_refused: Family::default(),
         };
         let r = registry.sub_registry_with_prefix("observer");
         r.register("http_requests", "HTTP requests answered, by route and status", m.http_requests.clone());
@@ -312,7 +331,22 @@ impl Metrics {
             Unit::Seconds,
             m.loki_push_duration.clone(),
         );
+        r.register_with_unit(
+            "inflight_body",
+            "Request body bytes reserved in the in-flight budget (OBSERVER_MAX_INFLIGHT_BYTES)",
+            Unit::Bytes,
+            m.inflight_body_bytes.clone(),
+        );
+        r.register(
+            "overload_refusals",
+            "Ingestion requests answered 503 because a memory bound was reached, by bound",
+            m.overload_refused.clone(),
+        );
         m
+    }
+
+    pub fn overload_refused(&self, reason: Overload) {
+        self.overload_refused.get_or_create(&OverloadLabels { reason }).inc();
     }
 
     pub fn rejected(&self, route: Route, reason: RejectReason) {

@@ -12,4 +12,4 @@ pub use batch::{BatchItem, parse_batch};
 pub use error_report::ErrorReport;
 pub use ids::{ID_RULE, SessionId, is_valid_id};
 pub use replay_query::ReplayChunkQuery;
-pub use rrweb::{ChunkSummary, validate_chunk};
+pub use rrweb::{ChunkSummary, validate_chunk, validate_chunk_reader};

@@ -8,6 +8,7 @@ mod config_docs;
 mod fresh_recording;
 mod ingest_errors;
 mod ingest_events;
+mod ingest_memory;
 mod ingest_replay;
 mod metrics;
 mod readme_examples;
