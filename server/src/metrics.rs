@@ -187,9 +187,24 @@ label_enum!(
     }
 );
 
+label_enum!(
+    /// Which bound turned an ingestion request away with 503.
+    Overload {
+        /// `OBSERVER_MAX_INFLIGHT_BYTES`: request bodies in memory.
+        InflightBytes => "inflight_bytes",
+        /// `OBSERVER_REPLAY_CONCURRENCY`: replay chunks read and validated at once.
+        ReplaySlots => "replay_slots",
+    }
+);
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct CloseLabels {
     pub reason: CloseReason,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct OverloadLabels {
+    pub reason: Overload,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -275,6 +290,8 @@ pub struct Metrics {
     pub connections_open: Gauge,
     pub connections_accepted: Counter,
     pub connections_closed: Family<CloseLabels, Counter>,
+    pub inflight_body_bytes: Gauge,
+    pub overload_refused: Family<OverloadLabels, Counter>,
 }
 
 impl Metrics {
@@ -307,6 +324,8 @@ impl Metrics {
             connections_open: Gauge::default(),
             connections_accepted: Counter::default(),
             connections_closed: Family::default(),
+            inflight_body_bytes: Gauge::default(),
+            overload_refused: Family::default(),
         };
         let r = registry.sub_registry_with_prefix("observer");
         r.register("http_requests", "HTTP requests answered, by route and status", m.http_requests.clone());
@@ -396,11 +415,26 @@ impl Metrics {
             m.connections_accepted.clone(),
         );
         r.register("connections_closed", "Client connections closed, by reason", m.connections_closed.clone());
+        r.register_with_unit(
+            "inflight_body",
+            "Request body bytes reserved in the in-flight budget (OBSERVER_MAX_INFLIGHT_BYTES)",
+            Unit::Bytes,
+            m.inflight_body_bytes.clone(),
+        );
+        r.register(
+            "overload_refusals",
+            "Ingestion requests answered 503 because a memory bound was reached, by bound",
+            m.overload_refused.clone(),
+        );
         m
     }
 
     pub fn connection_closed(&self, reason: CloseReason) {
         self.connections_closed.get_or_create(&CloseLabels { reason }).inc();
+    }
+
+    pub fn overload_refused(&self, reason: Overload) {
+        self.overload_refused.get_or_create(&OverloadLabels { reason }).inc();
     }
 
     pub fn rejected(&self, route: Route, reason: RejectReason) {

@@ -9,7 +9,7 @@ use crate::{
     config::{Config, Secret},
     delivery::{RecordQueue, RecordSink},
     health::Readiness,
-    ingest::user_agent::UserAgentParser,
+    ingest::{inflight::InflightBudget, user_agent::UserAgentParser},
     metrics::Metrics,
     payload::ParsePool,
     rate_limit::{AuthFailureBrake, RateLimiter, SessionBytes, SessionRateLimiter},
@@ -36,7 +36,9 @@ pub struct AppState {
     /// Signs and checks share links.
     pub share_signer: ShareSigner,
     pub readiness: Readiness,
-    /// Bounds how many replay chunks are inflated at once (memory).
+    /// Bounds the request body bytes held in memory by all requests.
+    pub inflight: InflightBudget,
+    /// Bounds how many replay chunks are read and inflated at once (memory).
     pub replay_permits: Arc<tokio::sync::Semaphore>,
     /// Bounds how many chunk and session-events reads of the fetch API
     /// are served at once (memory).
@@ -66,6 +68,7 @@ impl AppState {
             ingest_keys: IngestKeys::new(&config.ingest_keys),
             viewer_tokens: ViewerTokens::new(&config.viewer_tokens),
             share_signer: ShareSigner::new(&share_secret(&config)),
+            inflight: InflightBudget::new(config.limits.max_inflight_bytes, metrics.clone()),
             replay_permits: Arc::new(tokio::sync::Semaphore::new(config.limits.replay_concurrency)),
             fetch_permits: Arc::new(tokio::sync::Semaphore::new(config.limits.fetch_concurrency)),
             parse_pool: ParsePool::per_core(metrics.parse_waiting.clone()),

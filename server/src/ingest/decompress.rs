@@ -33,9 +33,7 @@ pub async fn read_body(
     limit: LimitName,
 ) -> Result<Bytes, ApiError> {
     let too_large = || ApiError::TooLarge { limit, what: "request body", max };
-    if content_length.is_some_and(|len| len > max as u64) {
-        return Err(too_large());
-    }
+    refuse_declared_over(content_length, max, limit)?;
     let capacity = content_length.map_or(16 * 1024, |len| len as usize).min(max);
     let mut buffer = BytesMut::with_capacity(capacity);
     while let Some(frame) = body.frame().await {
@@ -48,6 +46,23 @@ pub async fn read_body(
         }
     }
     Ok(buffer.freeze())
+}
+
+/// Refuses a body whose `Content-Length` is over `max` without reading it.
+pub fn refuse_declared_over(content_length: Option<u64>, max: usize, limit: LimitName) -> Result<(), ApiError> {
+    match content_length {
+        Some(len) if len > max as u64 => Err(ApiError::TooLarge { limit, what: "request body", max }),
+        _ => Ok(()),
+    }
+}
+
+/// The answer to a gzip stream that cannot be inflated.
+pub fn gzip_error(e: &std::io::Error) -> ApiError {
+    if e.kind() == std::io::ErrorKind::UnexpectedEof {
+        ApiError::invalid_body("gzip data is truncated")
+    } else {
+        ApiError::invalid_body(format!("body is not valid gzip: {e}"))
+    }
 }
 
 /// Inflates a gzip body (one or more members) into at most `max` bytes.
@@ -68,10 +83,7 @@ pub fn gunzip_bounded(compressed: &[u8], max: usize, limit: LimitName) -> Result
     match reader.read_to_end(&mut out) {
         Ok(_) if out.len() > max => Err(ApiError::TooLarge { limit, what: "decompressed body", max }),
         Ok(_) => Ok(out),
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-            Err(ApiError::invalid_body("gzip data is truncated"))
-        }
-        Err(e) => Err(ApiError::invalid_body(format!("body is not valid gzip: {e}"))),
+        Err(e) => Err(gzip_error(&e)),
     }
 }
 

@@ -1,7 +1,9 @@
 //! Pure hot-path functions used by the ingestion routes.
 
+pub mod chunk_scan;
 pub mod decompress;
 pub mod fingerprint;
+pub mod inflight;
 pub mod records;
 pub mod replay_chunk;
 pub mod user_agent;

@@ -1,18 +1,25 @@
-//! Prepares a received replay chunk for storage: inflate (bounded) when it
-//! is gzip, validate the rrweb events, and make sure what is stored is gzip.
+//! Prepares a received replay chunk for storage: validate the rrweb events
+//! (inflating gzip as a stream, never into one buffer), bound the JSON's
+//! size and depth, hash it, and make sure what is stored is gzip.
 
-use std::io::Write;
+use std::io::{BufReader, Write};
 
 use bytes::Bytes;
-use flate2::{Compression, write::GzEncoder};
-use xxhash_rust::xxh3::xxh3_64;
+use flate2::{Compression, read::MultiGzDecoder, write::GzEncoder};
 
-use super::decompress::{gunzip_bounded, is_gzip};
+use super::{
+    chunk_scan::{ChunkScan, ScanFailure, ScanningReader},
+    decompress::{gzip_error, is_gzip},
+};
 use crate::{
     config::Limits,
     error::{ApiError, LimitName},
-    payload::{ChunkSummary, validate_chunk},
+    payload::{ChunkSummary, validate_chunk, validate_chunk_reader},
 };
+
+/// Inflated text handed to the validator at a time: the only buffer a gzip
+/// chunk needs besides the received bytes and the decoder's window.
+const INFLATE_BUFFER_BYTES: usize = 64 * 1024;
 
 /// A validated chunk, ready for the store.
 #[derive(Debug)]
@@ -23,34 +30,46 @@ pub struct PreparedChunk {
     pub decompressed_bytes: usize,
     /// Whether the client sent gzip (else Observer compressed it).
     pub was_gzip: bool,
-    pub summary: ChunkSummary,
-    /// xxh3-64 of the decompressed JSON: the same events re-sent (even
-    /// compressed differently) give the same hash.
+    /// xxh3-64 of the decompressed JSON: equal for the same events however
+    /// they were compressed, so a re-sent `(session, seq)` can be compared.
     pub content_hash: u64,
+    pub summary: ChunkSummary,
 }
 
 /// CPU-bound: call from a blocking thread for large bodies.
 pub fn prepare_chunk(received: Bytes, declared_gzip: bool, limits: &Limits) -> Result<PreparedChunk, ApiError> {
     let received_bytes = received.len();
+    let mut scan = ChunkScan::new(limits.max_replay_decompressed, limits.max_replay_depth);
     // Clients that cannot set Content-Encoding (sendBeacon blobs) are
     // recognised by the gzip magic bytes.
     if declared_gzip || is_gzip(&received) {
-        let json = gunzip_bounded(&received, limits.max_replay_decompressed, LimitName::ReplayDecompressed)?;
-        let summary = validate_chunk(&json)?;
-        let content_hash = xxh3_64(&json);
+        let inflated = ScanningReader::new(MultiGzDecoder::new(&received[..]), &mut scan);
+        let validated = validate_chunk_reader(BufReader::with_capacity(INFLATE_BUFFER_BYTES, inflated));
+        // A scan failure ended the stream: it, not the parser's view of a
+        // cut-off text, is the reason.
+        refuse_failed_scan(&mut scan)?;
+        let summary = validated?;
         Ok(PreparedChunk {
             gzip: received,
             received_bytes,
-            decompressed_bytes: json.len(),
+            decompressed_bytes: scan.bytes(),
             was_gzip: true,
+            content_hash: scan.hash(),
             summary,
-            content_hash,
         })
     } else {
+        // Depth first: serde skips nesting of any depth in linear time, but
+        // a too-deep chunk should be refused for that, not for what follows.
+        let _ = scan.feed(&received);
+        refuse_failed_scan(&mut scan)?;
         let summary = validate_chunk(&received)?;
         // Fast compression: rrweb JSON still shrinks ~8-10x at level 1,
         // and this runs once per plain-JSON chunk on the request path.
-        let mut encoder = GzEncoder::new(Vec::with_capacity(received.len() / 6), Compression::fast());
+        // Sized for the worst case (incompressible text) so the output never
+        // reallocates: a copy per doubling would briefly hold twice the
+        // output, and pages of the capacity that are never written cost no RSS.
+        let worst_case = received.len() + received.len() / 1000 + 1024;
+        let mut encoder = GzEncoder::new(Vec::with_capacity(worst_case), Compression::fast());
         encoder.write_all(&received).and_then(|()| encoder.flush()).map_err(|e| ApiError::Internal(Box::new(e)))?;
         let gzip = encoder.finish().map_err(|e| ApiError::Internal(Box::new(e)))?;
         Ok(PreparedChunk {
@@ -58,8 +77,24 @@ pub fn prepare_chunk(received: Bytes, declared_gzip: bool, limits: &Limits) -> R
             received_bytes,
             decompressed_bytes: received.len(),
             was_gzip: false,
+            content_hash: scan.hash(),
             summary,
-            content_hash: xxh3_64(&received),
         })
     }
 }
+
+fn refuse_failed_scan(scan: &mut ChunkScan) -> Result<(), ApiError> {
+    let Some(failure) = scan.take_failure() else { return Ok(()) };
+    Err(match failure {
+        ScanFailure::TooLarge { max } => {
+            ApiError::TooLarge { limit: LimitName::ReplayDecompressed, what: "decompressed body", max }
+        }
+        ScanFailure::TooDeep { max } => {
+            ApiError::invalid_body(format!("the JSON nests deeper than {max} levels (OBSERVER_MAX_REPLAY_DEPTH)"))
+        }
+        ScanFailure::Source(e) => gzip_error(&e),
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -17,4 +17,4 @@ pub use ids::{ID_RULE, SessionId, is_valid_id};
 pub use parse_pool::ParsePool;
 pub use problems::MAX_DETAILS;
 pub use replay_query::ReplayChunkQuery;
-pub use rrweb::{ChunkSummary, validate_chunk};
+pub use rrweb::{ChunkSummary, validate_chunk, validate_chunk_reader};

@@ -3,20 +3,22 @@
 //! Each element must be an object with an integer `type` in 0..=6 and a
 //! numeric `timestamp`. Only those two fields (and `data.href` of Meta
 //! events) are looked at; everything else — the DOM snapshots, mutations,
-//! mouse moves — is skipped by serde's `IgnoredAny` without building a tree,
-//! which keeps validation at hundreds of MB/s.
+//! mouse moves — is skipped by serde's `IgnoredAny` without building a tree.
+//! Nothing is borrowed from the input, so the same validator reads a
+//! buffer (`validate_chunk`, hundreds of MB/s) or a stream such as a gzip
+//! decoder (`validate_chunk_reader`), which never holds the whole text.
+//! The nesting depth of skipped values is bounded by `ingest::chunk_scan`.
 
-use std::fmt;
+use std::{fmt, io};
 
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde_json::value::RawValue;
 
 use crate::error::{ApiError, FieldError};
 
 /// rrweb's `EventType.Meta`, which carries the page URL in `data.href`.
-const META_EVENT_TYPE: u8 = 4;
-const MAX_EVENT_TYPE: u8 = 6;
+const META_EVENT_TYPE: u64 = 4;
+const MAX_EVENT_TYPE: u64 = 6;
 /// Longest page URL kept from a Meta event (the `url` limit of the other
 /// routes); a longer one is cut, so it cannot bloat the `replay_started` line.
 const MAX_HREF_CHARS: usize = 2048;
@@ -32,10 +34,20 @@ pub struct ChunkSummary {
     pub meta_href: Option<String>,
 }
 
-/// Validates a decompressed chunk.
+/// Validates a decompressed chunk held in memory.
 pub fn validate_chunk(json: &[u8]) -> Result<ChunkSummary, ApiError> {
+    validate(serde_json::Deserializer::from_slice(json))
+}
+
+/// Validates a chunk read from `reader` to its end, a piece at a time.
+/// Wrap unbuffered sources in a `BufReader`: serde_json reads byte by byte.
+pub fn validate_chunk_reader(reader: impl io::Read) -> Result<ChunkSummary, ApiError> {
+    validate(serde_json::Deserializer::from_reader(reader))
+}
+
+fn validate<'de, R: serde_json::de::Read<'de>>(mut de: serde_json::Deserializer<R>) -> Result<ChunkSummary, ApiError> {
     let mut state = ScanState { events: 0, first: f64::INFINITY, last: f64::NEG_INFINITY, meta_href: None, bad: None };
-    let mut de = serde_json::Deserializer::from_slice(json);
+    // `end` reads to the end of the input, so a stream is always consumed whole.
     let parsed = ChunkSeed(&mut state).deserialize(&mut de).and_then(|()| de.end());
     if let Some((index, field, reason)) = state.bad {
         return Err(ApiError::invalid_fields(vec![FieldError::new(Some(index), field, reason)]));
@@ -82,7 +94,7 @@ impl<'de> Visitor<'de> for ChunkSeed<'_> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let state = self.0;
         let mut index = 0usize;
-        while let Some(element) = seq.next_element::<Element<'de>>()? {
+        while let Some(element) = seq.next_element::<Element>()? {
             let problem = match element {
                 Element::NotObject => Some(("event", "must be an object".to_owned())),
                 Element::Event(event) => state.record(event).err(),
@@ -98,23 +110,23 @@ impl<'de> Visitor<'de> for ChunkSeed<'_> {
 }
 
 impl ScanState {
-    fn record(&mut self, event: EventHead<'_>) -> Result<(), (&'static str, String)> {
-        let kind = event
-            .kind
-            .and_then(|raw| raw.get().parse::<u8>().ok())
-            .filter(|kind| *kind <= MAX_EVENT_TYPE)
-            .ok_or(("type", "must be an integer from 0 to 6".to_owned()))?;
-        let timestamp = event
-            .timestamp
-            .and_then(|raw| raw.get().parse::<f64>().ok())
-            .filter(|ts| ts.is_finite() && *ts >= 0.0)
-            .ok_or(("timestamp", "must be a non-negative number (ms since the epoch)".to_owned()))?;
+    fn record(&mut self, event: EventHead) -> Result<(), (&'static str, String)> {
+        let kind = match event.kind {
+            Some(Scalar::Unsigned(kind)) if kind <= MAX_EVENT_TYPE => kind,
+            _ => return Err(("type", "must be an integer from 0 to 6".to_owned())),
+        };
+        let timestamp = match event.timestamp {
+            Some(Scalar::Unsigned(ts)) => Some(ts as f64),
+            Some(Scalar::Signed(ts)) if ts >= 0 => Some(ts as f64),
+            Some(Scalar::Float(ts)) if ts.is_finite() && ts >= 0.0 => Some(ts),
+            _ => None,
+        }
+        .ok_or(("timestamp", "must be a non-negative number (ms since the epoch)".to_owned()))?;
         self.events = self.events.checked_add(1).ok_or(("event", "too many events".to_owned()))?;
         self.first = self.first.min(timestamp);
         self.last = self.last.max(timestamp);
         if kind == META_EVENT_TYPE && self.meta_href.is_none() {
-            let href = event.data.and_then(|data| serde_json::from_str::<MetaData>(data.get()).ok()?.href);
-            self.meta_href = href.map(|mut href| {
+            self.meta_href = event.href.map(|mut href| {
                 if let Some((cut, _)) = href.char_indices().nth(MAX_HREF_CHARS) {
                     href.truncate(cut);
                 }
@@ -126,16 +138,26 @@ impl ScanState {
 }
 
 /// An array element: an event object, or anything else (reported as invalid).
-enum Element<'a> {
-    Event(EventHead<'a>),
+enum Element {
+    Event(EventHead),
     NotObject,
 }
 
-/// The fields of an event that are checked; values stay raw JSON text.
-struct EventHead<'a> {
-    kind: Option<&'a RawValue>,
-    timestamp: Option<&'a RawValue>,
-    data: Option<&'a RawValue>,
+/// The fields of an event that are checked.
+struct EventHead {
+    kind: Option<Scalar>,
+    timestamp: Option<Scalar>,
+    /// `data.href` when it is a string (kept only for Meta events).
+    href: Option<String>,
+}
+
+/// A JSON value reduced to what validation needs to know about it.
+enum Scalar {
+    Unsigned(u64),
+    Signed(i64),
+    Float(f64),
+    Text(String),
+    Other,
 }
 
 #[derive(Deserialize)]
@@ -149,38 +171,62 @@ enum Field {
 }
 
 #[derive(Deserialize)]
-struct MetaData {
-    href: Option<String>,
+#[serde(field_identifier, rename_all = "lowercase")]
+enum DataField {
+    Href,
+    #[serde(other)]
+    Other,
 }
 
-impl<'de> Deserialize<'de> for Element<'de> {
+impl<'de> Deserialize<'de> for Element {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         deserializer.deserialize_any(ElementVisitor)
     }
 }
 
-struct ElementVisitor;
-
-macro_rules! not_object {
-    ($($method:ident($($arg:ty)?)),*) => {$(
-        fn $method<E: de::Error>(self $(, _: $arg)?) -> Result<Element<'de>, E> { Ok(Element::NotObject) }
-    )*};
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ScalarVisitor)
+    }
 }
 
+/// `data`, of which only `href` is kept.
+struct DataHref(Option<String>);
+
+impl<'de> Deserialize<'de> for DataHref {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(DataVisitor)
+    }
+}
+
+/// Visitor methods that drain containers and map every scalar to `$other`.
+macro_rules! anything_else {
+    ($value:ty, $other:expr, [$($method:ident($($arg:ty)?)),*]) => {
+        $(fn $method<E: de::Error>(self $(, _: $arg)?) -> Result<$value, E> { Ok($other) })*
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<$value, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok($other)
+        }
+    };
+}
+
+struct ElementVisitor;
+
 impl<'de> Visitor<'de> for ElementVisitor {
-    type Value = Element<'de>;
+    type Value = Element;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("an rrweb event object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Element<'de>, A::Error> {
-        let mut head = EventHead { kind: None, timestamp: None, data: None };
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Element, A::Error> {
+        let mut head = EventHead { kind: None, timestamp: None, href: None };
         while let Some(field) = map.next_key::<Field>()? {
             match field {
                 Field::Type => head.kind = Some(map.next_value()?),
                 Field::Timestamp => head.timestamp = Some(map.next_value()?),
-                Field::Data => head.data = Some(map.next_value()?),
+                Field::Data => head.href = map.next_value::<DataHref>()?.0,
                 Field::Other => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -189,16 +235,78 @@ impl<'de> Visitor<'de> for ElementVisitor {
         Ok(Element::Event(head))
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Element<'de>, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Element::NotObject)
+    anything_else!(
+        Element,
+        Element::NotObject,
+        [visit_bool(bool), visit_i64(i64), visit_u64(u64), visit_f64(f64), visit_str(&str), visit_unit()]
+    );
+}
+
+struct ScalarVisitor;
+
+impl<'de> Visitor<'de> for ScalarVisitor {
+    type Value = Scalar;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
     }
 
-    not_object!(visit_bool(bool), visit_i64(i64), visit_u64(u64), visit_f64(f64), visit_unit());
-
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Element<'de>, E> {
-        Ok(Element::NotObject)
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
+        Ok(Scalar::Unsigned(v))
     }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
+        Ok(Scalar::Signed(v))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar, E> {
+        Ok(Scalar::Float(v))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
+        Ok(Scalar::Text(v.to_owned()))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Scalar, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Scalar::Other)
+    }
+
+    anything_else!(Scalar, Scalar::Other, [visit_bool(bool), visit_unit()]);
+}
+
+struct DataVisitor;
+
+impl<'de> Visitor<'de> for DataVisitor {
+    type Value = DataHref;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<DataHref, A::Error> {
+        let mut href = None;
+        while let Some(field) = map.next_key::<DataField>()? {
+            match field {
+                DataField::Href => {
+                    href = match map.next_value()? {
+                        Scalar::Text(text) => Some(text),
+                        _ => None,
+                    }
+                }
+                DataField::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(DataHref(href))
+    }
+
+    anything_else!(
+        DataHref,
+        DataHref(None),
+        [visit_bool(bool), visit_i64(i64), visit_u64(u64), visit_f64(f64), visit_str(&str), visit_unit()]
+    );
 }
 
 #[cfg(test)]
@@ -240,5 +348,31 @@ mod tests {
         for body in [r#"{"type":3}"#, "", "[", r#"[{"type":3,"timestamp":1}] x"#, "[]", "\"s\""] {
             assert!(matches!(validate_chunk(body.as_bytes()), Err(ApiError::Invalid { .. })), "{body}");
         }
+    }
+
+    #[test]
+    fn reader_and_slice_agree() {
+        let bodies = [
+            r#"[{"type":4,"data":{"href":"https://a.example/x","width":1},"timestamp":1000},{"type":2,"timestamp":9}]"#,
+            r#"[{"data":{"href":7},"type":4,"timestamp":1}]"#,
+            r#"[{"type":3,"timestamp":1,"data":[1,{"a":[]}]},{"type":3,"timestamp":2,"data":"s","x":{"y":[null,true]}}]"#,
+            r#"[{"type":3,"timestamp":1},{"type":"3","timestamp":1}]"#,
+            r#"[{"type":3,"timestamp":-1}]"#,
+            r#"[{"type":3,"timestamp":1}] x"#,
+            r#"[{"type":3,"timestamp":1},"#,
+            "[]",
+        ];
+        for body in bodies {
+            let from_slice = validate_chunk(body.as_bytes());
+            let from_reader = validate_chunk_reader(std::io::BufReader::with_capacity(3, body.as_bytes()));
+            assert_eq!(format!("{from_slice:?}"), format!("{from_reader:?}"), "{body}");
+        }
+    }
+
+    #[test]
+    fn long_meta_href_is_cut() {
+        let href = "h".repeat(5000);
+        let json = format!(r#"[{{"type":4,"timestamp":1,"data":{{"href":"{href}"}}}}]"#);
+        assert_eq!(validate_chunk(json.as_bytes()).unwrap().meta_href.map(|h| h.len()), Some(MAX_HREF_CHARS));
     }
 }

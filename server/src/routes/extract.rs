@@ -70,7 +70,8 @@ pub fn request_context(state: &AppState, headers: &HeaderMap, received_at: Syste
     RequestContext::new(received_at, user_agent, client)
 }
 
-/// Reads, bounds and (when gzip) inflates a JSON request body.
+/// Reads, bounds and (when gzip) inflates a JSON request body. The bytes
+/// returned carry their share of the in-flight budget until dropped.
 pub async fn read_json_body(
     state: &AppState,
     headers: &HeaderMap,
@@ -79,10 +80,15 @@ pub async fn read_json_body(
     use crate::{error::LimitName, ingest::decompress};
     let max = state.config.limits.max_json_body;
     let encoding = check_body_headers(headers, Accept::Json)?;
-    let received = decompress::read_body(body, content_length(headers), max, LimitName::JsonBody).await?;
+    let declared = content_length(headers);
+    decompress::refuse_declared_over(declared, max, LimitName::JsonBody)?;
+    let reservation = state.inflight.reserve(declared.map_or(max, |len| len as usize)).await?;
+    let received = reservation.attach(decompress::read_body(body, declared, max, LimitName::JsonBody).await?);
     if encoding == BodyEncoding::Gzip || decompress::is_gzip(&received) {
         // JSON bodies are small (max_json_body): inflating inline costs less than a thread hop.
-        Ok(decompress::gunzip_bounded(&received, max, LimitName::JsonBody)?.into())
+        let inflating = state.inflight.reserve(max).await?;
+        let inflated = decompress::gunzip_bounded(&received, max, LimitName::JsonBody)?;
+        Ok(inflating.attach(inflated.into()))
     } else {
         Ok(received)
     }

@@ -14,7 +14,11 @@
 //!   `OBSERVER_MAX_SESSION_BYTES` stored (200 MiB, 413).
 //! - Stored timestamps (what the listing and manifest show) are clamped to
 //!   the receive time + 1 h; the events are stored as sent.
-//! - At most `OBSERVER_REPLAY_CONCURRENCY` chunks are inflated at once.
+//! - At most `OBSERVER_REPLAY_CONCURRENCY` chunks are read and validated at
+//!   once (a chunk waits up to 10 s for a slot); bodies count against
+//!   `OBSERVER_MAX_INFLIGHT_BYTES` until stored. Either bound answers 503
+//!   with `Retry-After`. Gzip is inflated as a stream while it is validated.
+//! - JSON nested deeper than `OBSERVER_MAX_REPLAY_DEPTH` (1000) is refused.
 //! - Answers: 202 `{"session_id", "seq", "events"}`; 400, 401, 403, 409, 413, 415, 429, 503.
 
 use std::time::{Duration, SystemTime};
@@ -33,11 +37,11 @@ use crate::{
     delivery::{DeliveryError, LogRecord},
     error::{ApiError, LimitName},
     ingest::{
-        decompress::read_body,
+        decompress::{read_body, refuse_declared_over},
         records::{RequestContext, replay_started_record},
         replay_chunk::{PreparedChunk, prepare_chunk},
     },
-    metrics::UndeliveredReason,
+    metrics::{Overload, UndeliveredReason},
     payload::ReplayChunkQuery,
     state::AppState,
     store::{ChunkMeta, NewChunk, PutOutcome, SessionDetails},
@@ -70,16 +74,24 @@ async fn ingest_replay_chunk(
     check_session_limits(&state, &query)?;
     let encoding = check_body_headers(&headers, Accept::JsonOrBinary)?;
     let limits = state.config.limits.clone();
-    let received = read_body(body, content_length(&headers), limits.max_replay_body, LimitName::ReplayBody).await?;
-    // Each chunk in preparation may hold OBSERVER_MAX_REPLAY_DECOMPRESSED bytes.
-    let permit = tokio::time::timeout(REPLAY_PERMIT_WAIT, state.replay_permits.clone().acquire_owned())
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .ok_or(ApiError::Unavailable { what: "replay processing", retry_after: Duration::from_secs(5) })?;
+    let declared = content_length(&headers);
+    refuse_declared_over(declared, limits.max_replay_body, LimitName::ReplayBody)?;
+    // The slot comes first: it bounds the chunks read and validated at once,
+    // and a body is only read once there is room to process it.
+    let Ok(Ok(permit)) = tokio::time::timeout(REPLAY_PERMIT_WAIT, state.replay_permits.clone().acquire_owned()).await
+    else {
+        state.metrics.overload_refused(Overload::ReplaySlots);
+        return Err(ApiError::Unavailable { what: "replay processing", retry_after: Duration::from_secs(5) });
+    };
+    let reservation = state.inflight.reserve(declared.map_or(limits.max_replay_body, |len| len as usize)).await?;
+    let received = read_body(body, declared, limits.max_replay_body, LimitName::ReplayBody).await?;
     let chunk = tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        prepare_chunk(received, encoding == BodyEncoding::Gzip, &limits)
+        let mut chunk = prepare_chunk(received, encoding == BodyEncoding::Gzip, &limits)?;
+        // The budget follows the bytes to be stored (the body itself when it
+        // was gzip) until the store is done with them.
+        chunk.gzip = reservation.attach(chunk.gzip);
+        Ok::<_, ApiError>(chunk)
     })
     .await
     .map_err(|e| ApiError::Internal(Box::new(e)))??;

@@ -11,6 +11,7 @@ mod hostile_bodies;
 mod ingest_errors;
 mod ingest_events;
 mod ingest_limits;
+mod ingest_memory;
 mod ingest_replay;
 mod metrics;
 mod readme_examples;
