@@ -42,11 +42,34 @@ fn replay(c: &mut Criterion) {
     group.bench_function("gunzip_and_validate", |b| {
         b.iter(|| prepare_chunk(black_box(gzip.clone()), true, &limits).unwrap())
     });
+    // Past the 1 MiB in-memory threshold a chunk is validated as a stream.
+    let events = &json[1..json.len() - 1];
+    let mut large = b"[".to_vec();
+    for i in 0..5 {
+        if i > 0 {
+            large.push(b',');
+        }
+        large.extend_from_slice(events);
+    }
+    large.push(b']');
+    let large_gzip = Bytes::from(gzip_default(&large));
+    group.throughput(Throughput::Bytes(large.len() as u64));
+    group.bench_function("gunzip_and_validate_streamed_4mb", |b| {
+        b.iter(|| prepare_chunk(black_box(large_gzip.clone()), true, &limits).unwrap())
+    });
+    group.throughput(Throughput::Bytes(json.len() as u64));
     let plain = Bytes::from(json.clone());
     group.bench_function("validate_and_gzip_plain", |b| {
         b.iter(|| prepare_chunk(black_box(plain.clone()), false, &limits).unwrap())
     });
     group.finish();
+}
+
+fn gzip_default(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(data).unwrap();
+    encoder.finish().unwrap()
 }
 
 fn errors(c: &mut Criterion) {

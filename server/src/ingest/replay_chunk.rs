@@ -2,7 +2,7 @@
 //! (inflating gzip as a stream, never into one buffer), bound the JSON's
 //! size and depth, hash it, and make sure what is stored is gzip.
 
-use std::io::{BufReader, Write};
+use std::io::{BufReader, Read, Write};
 
 use bytes::Bytes;
 use flate2::{Compression, read::MultiGzDecoder, write::GzEncoder};
@@ -17,8 +17,13 @@ use crate::{
     payload::{ChunkSummary, validate_chunk, validate_chunk_reader},
 };
 
-/// Inflated text handed to the validator at a time: the only buffer a gzip
-/// chunk needs besides the received bytes and the decoder's window.
+/// Chunks that inflate to at most this are validated from one buffer:
+/// serde_json reads a buffer about four times faster than a stream
+/// (measured: 186 MiB/s streaming vs ~800 MiB/s inflate + validate), and
+/// most chunks are this small. Larger ones continue as a stream, so a
+/// chunk in preparation holds at most this much inflated text.
+const INFLATE_IN_MEMORY_BYTES: usize = 1024 * 1024;
+/// Inflated text handed to the streaming validator at a time.
 const INFLATE_BUFFER_BYTES: usize = 64 * 1024;
 
 /// A validated chunk, ready for the store.
@@ -43,8 +48,7 @@ pub fn prepare_chunk(received: Bytes, declared_gzip: bool, limits: &Limits) -> R
     // Clients that cannot set Content-Encoding (sendBeacon blobs) are
     // recognised by the gzip magic bytes.
     if declared_gzip || is_gzip(&received) {
-        let inflated = ScanningReader::new(MultiGzDecoder::new(&received[..]), &mut scan);
-        let validated = validate_chunk_reader(BufReader::with_capacity(INFLATE_BUFFER_BYTES, inflated));
+        let validated = validate_gzip(&received, &mut scan);
         // A scan failure ended the stream: it, not the parser's view of a
         // cut-off text, is the reason.
         refuse_failed_scan(&mut scan)?;
@@ -81,6 +85,25 @@ pub fn prepare_chunk(received: Bytes, declared_gzip: bool, limits: &Limits) -> R
             summary,
         })
     }
+}
+
+/// Inflates and validates a gzip chunk, scanning the text as it comes.
+fn validate_gzip(received: &[u8], scan: &mut ChunkScan) -> Result<ChunkSummary, ApiError> {
+    let mut inflated = ScanningReader::new(MultiGzDecoder::new(received), scan);
+    // One byte over the threshold tells "all of it" from "there is more".
+    // Allocated once at full size: growing by doubling would briefly hold
+    // 3 MiB, and pages a small chunk never writes cost no RSS.
+    let limit = INFLATE_IN_MEMORY_BYTES as u64 + 1;
+    let mut head = Vec::with_capacity(INFLATE_IN_MEMORY_BYTES + 1);
+    if let Err(e) = (&mut inflated).take(limit).read_to_end(&mut head) {
+        // The scan holds the reason; the validator's answer is not used.
+        return Err(ApiError::invalid_body(format!("cannot inflate the chunk: {e}")));
+    }
+    if head.len() <= INFLATE_IN_MEMORY_BYTES {
+        return validate_chunk(&head);
+    }
+    let rest = std::io::Cursor::new(head).chain(inflated);
+    validate_chunk_reader(BufReader::with_capacity(INFLATE_BUFFER_BYTES, rest))
 }
 
 fn refuse_failed_scan(scan: &mut ChunkScan) -> Result<(), ApiError> {

@@ -162,3 +162,31 @@ fn plain_json_is_compressed() {
     std::io::Read::read_to_end(&mut MultiGzDecoder::new(&chunk.gzip[..]), &mut out).unwrap();
     assert_eq!(out, json);
 }
+
+#[test]
+fn chunks_past_the_in_memory_threshold_are_streamed_with_the_same_checks() {
+    let l = limits(8 << 20, 100);
+    let big = chunk_of_len(3 * INFLATE_IN_MEMORY_BYTES);
+    let chunk = prepare(gzip(&big), &l).unwrap();
+    assert_eq!(chunk.decompressed_bytes, big.len());
+    assert_eq!(chunk.content_hash, xxhash_rust::xxh3::xxh3_64(&big));
+    assert_eq!(chunk.summary.events, 1);
+
+    // The problem sits after the first megabyte, in the streamed part.
+    let tail_at = big.len() - 4; // before `"}}]`
+    let with_tail = |tail: &[u8]| {
+        let mut json = big[..tail_at].to_vec();
+        json.extend_from_slice(tail);
+        gzip(&json)
+    };
+    let bad_event = with_tail(br#""}},{"type":9,"timestamp":1}]"#);
+    let err = prepare(bad_event, &l).unwrap_err();
+    assert!(matches!(&err, ApiError::Invalid { details, .. } if details[0].index == Some(1)), "{err:?}");
+    let too_deep = with_tail(format!("\"}}}},{}]", "[".repeat(200)).as_bytes());
+    assert!(prepare(too_deep, &l).unwrap_err().to_string().contains("deeper than 100"));
+    let truncated = gzip(&big);
+    let err = prepare(truncated.slice(..truncated.len() - 100), &l).unwrap_err();
+    assert!(err.to_string().contains("truncated"), "{err}");
+    let err = prepare(gzip(&big), &limits(2 * INFLATE_IN_MEMORY_BYTES, 100)).unwrap_err();
+    assert!(matches!(err, ApiError::TooLarge { .. }), "{err:?}");
+}
