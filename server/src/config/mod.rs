@@ -263,7 +263,7 @@ impl Config {
                 Duration::from_secs(30),
             )?,
             queue_capacity: parse_count("OBSERVER_QUEUE_CAPACITY", s.queue_capacity.as_deref(), 50_000, 1)?,
-            queue_bytes: parse_size("OBSERVER_QUEUE_BYTES", s.queue_bytes.as_deref(), 256 * MIB)?,
+            queue_bytes: parse_size("OBSERVER_QUEUE_BYTES", s.queue_bytes.as_deref(), 64 * MIB)?,
             rate_limit_per_ip: parse_count("OBSERVER_RATE_LIMIT_PER_IP", s.rate_limit_per_ip.as_deref(), 100, 0)?
                 .try_into()
                 .map_err(|_| invalid("OBSERVER_RATE_LIMIT_PER_IP", "too large"))?,

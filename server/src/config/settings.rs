@@ -150,7 +150,7 @@ pub struct Settings {
     pub queue_capacity: Option<String>,
 
     /// Most bytes of log lines that may wait for delivery; when reached,
-    /// ingestion answers 503. [default: 256MiB]
+    /// ingestion answers 503. [default: 64MiB]
     #[arg(long, env = "OBSERVER_QUEUE_BYTES", value_name = "SIZE")]
     #[serde(deserialize_with = "scalar")]
     pub queue_bytes: Option<String>,
