@@ -12,6 +12,7 @@ use bytes::{Bytes, BytesMut};
 use flate2::read::MultiGzDecoder;
 use http_body_util::BodyExt;
 
+use super::inflight::Reservation;
 use crate::error::{ApiError, LimitName};
 
 /// The two magic bytes every gzip stream starts with.
@@ -21,16 +22,18 @@ pub fn is_gzip(bytes: &[u8]) -> bool {
     bytes.starts_with(&GZIP_MAGIC)
 }
 
-/// Reads a whole request body, refusing more than `max` bytes.
+/// Reads a whole request body, refusing more than `max` bytes, and grows
+/// `reservation` (the in-flight budget) as the bytes arrive.
 ///
 /// Frames are appended to one buffer as they arrive and dropped, so the
 /// body is never held twice; the buffer is sized from `Content-Length` (at
-/// most `max`) so it rarely grows.
+/// most `max`) so it rarely grows (pages it never writes cost no memory).
 pub async fn read_body(
     mut body: Body,
     content_length: Option<u64>,
     max: usize,
     limit: LimitName,
+    reservation: &mut Reservation,
 ) -> Result<Bytes, ApiError> {
     let too_large = || ApiError::TooLarge { limit, what: "request body", max };
     refuse_declared_over(content_length, max, limit)?;
@@ -42,6 +45,7 @@ pub async fn read_body(
             if buffer.len() + data.len() > max {
                 return Err(too_large());
             }
+            reservation.grow_to(buffer.len() + data.len()).await?;
             buffer.extend_from_slice(&data);
         }
     }
@@ -132,11 +136,15 @@ mod tests {
 
     #[tokio::test]
     async fn read_body_limits() {
-        let ok = read_body(Body::from(vec![1u8; 10]), None, 10, LimitName::JsonBody).await.unwrap();
+        let metrics = std::sync::Arc::new(crate::metrics::Metrics::new(&mut Default::default()));
+        let budget = super::super::inflight::InflightBudget::new(1 << 20, metrics.clone());
+        let mut reservation = budget.empty().unwrap();
+        let ok = read_body(Body::from(vec![1u8; 10]), None, 10, LimitName::JsonBody, &mut reservation).await.unwrap();
         assert_eq!(ok.len(), 10);
-        let over = read_body(Body::from(vec![1u8; 11]), None, 10, LimitName::JsonBody).await;
+        assert!(metrics.inflight_body_bytes.get() > 0, "received bytes are reserved");
+        let over = read_body(Body::from(vec![1u8; 11]), None, 10, LimitName::JsonBody, &mut reservation).await;
         assert!(matches!(over, Err(ApiError::TooLarge { .. })));
-        let declared = read_body(Body::from(vec![1u8; 1]), Some(11), 10, LimitName::JsonBody).await;
+        let declared = read_body(Body::from(vec![1u8; 1]), Some(11), 10, LimitName::JsonBody, &mut reservation).await;
         assert!(matches!(declared, Err(ApiError::TooLarge { .. })));
     }
 }

@@ -1,9 +1,17 @@
 //! The in-flight body budget (`OBSERVER_MAX_INFLIGHT_BYTES`): every
-//! ingestion request reserves the bytes its body may take before reading
-//! it, so the memory that request bodies hold is bounded by configuration,
-//! not by how many clients send at once. Past the budget a request waits a
-//! moment, then gets 503 with `Retry-After`; while it waits its body stays
-//! in the kernel's socket buffer, not in ours.
+//! ingestion request reserves the bytes of its body as they arrive
+//! ([`Reservation::grow_to`], by the KiB), so the memory that
+//! request bodies hold is bounded by configuration, not by how many clients
+//! send at once. Past the budget a request waits a moment, then gets 503
+//! with `Retry-After`; what it has not sent yet stays in the kernel's
+//! socket buffer, not in ours.
+//!
+//! Reserving what a body *declares* (`Content-Length`) up front would let
+//! a client that sends headers and nothing else hold budget it never uses:
+//! 48 such connections (1.6 requests a second, no bandwidth) refused every
+//! ingestion request. Counting received bytes makes holding the budget cost
+//! the attacker the bytes themselves (a connection that sent one byte holds
+//! 1 KiB: the default budget outlasts `OBSERVER_MAX_CONNECTIONS` of them).
 //!
 //! A `tokio::sync::Semaphore` counted in KiB (its `acquire_many` takes a
 //! `u32`, which in bytes would cap one reservation at 4 GiB). The
@@ -14,7 +22,6 @@
 use std::{sync::Arc, time::Duration};
 
 use bytes::Bytes;
-use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
 use crate::{
@@ -40,7 +47,7 @@ pub struct InflightBudget {
 /// Budget held for one body; released when dropped.
 pub struct Reservation {
     permit: OwnedSemaphorePermit,
-    gauge: Gauge,
+    budget: InflightBudget,
 }
 
 impl InflightBudget {
@@ -51,9 +58,19 @@ impl InflightBudget {
 
     /// Reserves room for a body of up to `bytes`, waiting briefly for it.
     pub async fn reserve(&self, bytes: usize) -> Result<Reservation, ApiError> {
-        // A body larger than the whole budget could never be served; the
-        // configuration keeps every route's maximum within it.
-        let kib = kib_for(bytes).min(self.total_kib);
+        let mut reservation = self.empty()?;
+        reservation.grow_to(bytes).await?;
+        Ok(reservation)
+    }
+
+    /// A reservation of nothing, to grow as a body arrives.
+    pub fn empty(&self) -> Result<Reservation, ApiError> {
+        let permit = Arc::clone(&self.kib).try_acquire_many_owned(0).map_err(|_| self.refuse())?;
+        Ok(Reservation { permit, budget: self.clone() })
+    }
+
+    /// Takes `kib` more, waiting briefly for room.
+    async fn acquire(&self, kib: u32) -> Result<OwnedSemaphorePermit, ApiError> {
         let permit = match Arc::clone(&self.kib).try_acquire_many_owned(kib) {
             Ok(permit) => Some(permit),
             Err(TryAcquireError::NoPermits) => {
@@ -64,17 +81,39 @@ impl InflightBudget {
             }
             Err(TryAcquireError::Closed) => None,
         };
-        let Some(permit) = permit else {
-            self.metrics.overload_refused(Overload::InflightBytes);
-            return Err(ApiError::Unavailable { what: "the in-flight body budget", retry_after: RETRY_AFTER });
-        };
-        let gauge = self.metrics.inflight_body_bytes.clone();
-        gauge.inc_by(i64::from(kib) * 1024);
-        Ok(Reservation { permit, gauge })
+        let permit = permit.ok_or_else(|| self.refuse())?;
+        self.metrics.inflight_body_bytes.inc_by(i64::from(kib) * 1024);
+        Ok(permit)
+    }
+
+    fn refuse(&self) -> ApiError {
+        self.metrics.overload_refused(Overload::InflightBytes);
+        ApiError::Unavailable { what: "the in-flight body budget", retry_after: RETRY_AFTER }
     }
 }
 
 impl Reservation {
+    /// Makes the reservation cover at least `bytes`, waiting briefly for
+    /// room; 503 when there is none.
+    pub async fn grow_to(&mut self, bytes: usize) -> Result<(), ApiError> {
+        let held = self.permit.num_permits();
+        let wanted = kib_for(bytes) as usize;
+        if wanted <= held {
+            return Ok(());
+        }
+        // Never past the whole budget: a body larger than all of it could
+        // never be served, and the configuration keeps every route's
+        // maximum within it.
+        let target = wanted.min(self.budget.total_kib as usize);
+        if target <= held {
+            return Ok(());
+        }
+        let more = u32::try_from(target - held).unwrap_or(u32::MAX);
+        let permit = self.budget.acquire(more).await?;
+        self.permit.merge(permit);
+        Ok(())
+    }
+
     /// Gives back what a body of `bytes` does not need.
     pub fn shrink_to(&mut self, bytes: usize) {
         let keep = kib_for(bytes) as usize;
@@ -82,7 +121,7 @@ impl Reservation {
         if keep < held
             && let Some(excess) = self.permit.split(held - keep)
         {
-            self.gauge.dec_by((excess.num_permits() * 1024) as i64);
+            self.budget.metrics.inflight_body_bytes.dec_by((excess.num_permits() * 1024) as i64);
         }
     }
 
@@ -96,7 +135,7 @@ impl Reservation {
 
 impl Drop for Reservation {
     fn drop(&mut self) {
-        self.gauge.dec_by((self.permit.num_permits() * 1024) as i64);
+        self.budget.metrics.inflight_body_bytes.dec_by((self.permit.num_permits() * 1024) as i64);
     }
 }
 
@@ -149,6 +188,23 @@ mod tests {
         tokio::time::sleep(WAIT_FOR_ROOM / 2).await;
         drop(held);
         assert!(waiter.await.unwrap());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_empty_reservation_holds_nothing_and_grows_with_the_body() {
+        let budget = budget(256 * 1024);
+        let mut reservation = budget.empty().unwrap();
+        assert_eq!(budget.metrics.inflight_body_bytes.get(), 0, "declaring a body reserves nothing");
+        reservation.grow_to(10).await.unwrap();
+        assert_eq!(budget.metrics.inflight_body_bytes.get(), 1024, "by the KiB");
+        reservation.grow_to(1024).await.unwrap();
+        assert_eq!(budget.metrics.inflight_body_bytes.get(), 1024);
+        reservation.grow_to(200 * 1024).await.unwrap();
+        assert_eq!(budget.metrics.inflight_body_bytes.get(), 200 * 1024);
+        let other = budget.reserve(100 * 1024).await.err().unwrap();
+        assert!(matches!(other, ApiError::Unavailable { .. }), "what arrived is what counts");
+        drop(reservation);
+        assert_eq!(budget.metrics.inflight_body_bytes.get(), 0);
     }
 
     #[tokio::test]

@@ -82,8 +82,9 @@ pub async fn read_json_body(
     let encoding = check_body_headers(headers, Accept::Json)?;
     let declared = content_length(headers);
     decompress::refuse_declared_over(declared, max, LimitName::JsonBody)?;
-    let reservation = state.inflight.reserve(declared.map_or(max, |len| len as usize)).await?;
-    let received = reservation.attach(decompress::read_body(body, declared, max, LimitName::JsonBody).await?);
+    let mut reservation = state.inflight.empty()?;
+    let received = decompress::read_body(body, declared, max, LimitName::JsonBody, &mut reservation).await?;
+    let received = reservation.attach(received);
     if encoding == BodyEncoding::Gzip || decompress::is_gzip(&received) {
         // JSON bodies are small (max_json_body): inflating inline costs less than a thread hop.
         let inflating = state.inflight.reserve(max).await?;

@@ -38,7 +38,7 @@ use tower_http::{
     sensitive_headers::SetSensitiveRequestHeadersLayer,
     set_header::SetResponseHeaderLayer,
     timeout::TimeoutLayer,
-    trace::TraceLayer,
+    trace::{DefaultOnFailure, TraceLayer},
 };
 
 use crate::{
@@ -119,7 +119,12 @@ pub fn router(state: AppState) -> Router {
             .layer(middleware::from_fn_with_state(state.clone(), record_http_metrics))
             // Before tracing, so tokens never reach the logs.
             .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, INGEST_KEY_HEADER]))
-            .layer(TraceLayer::new_for_http().make_span_with(request_span)))
+            // 5xx are logged where they happen (`ApiError`: 500 at error
+            // level, 503 refusals at debug); tower-http's default would log
+            // every 503 at error level, a log flood under overload or attack.
+            .layer(TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG))))
         .with_state(state)
 }
 

@@ -14,10 +14,11 @@
 //!   `OBSERVER_MAX_SESSION_BYTES` stored (200 MiB, 413).
 //! - Stored timestamps (what the listing and manifest show) are clamped to
 //!   the receive time + 1 h; the events are stored as sent.
-//! - At most `OBSERVER_REPLAY_CONCURRENCY` chunks are read and validated at
-//!   once (a chunk waits up to 10 s for a slot); bodies count against
-//!   `OBSERVER_MAX_INFLIGHT_BYTES` until stored. Either bound answers 503
-//!   with `Retry-After`. Gzip is inflated as a stream while it is validated.
+//! - Bodies count against `OBSERVER_MAX_INFLIGHT_BYTES` as they arrive and
+//!   until stored; at most `OBSERVER_REPLAY_CONCURRENCY` received chunks are
+//!   validated at once (a chunk waits up to 10 s for a slot). Either bound
+//!   answers 503 with `Retry-After`. Gzip is inflated as a stream while it
+//!   is validated.
 //! - JSON nested deeper than `OBSERVER_MAX_REPLAY_DEPTH` (1000) is refused.
 //! - Answers: 202 `{"session_id", "seq", "events"}`; 400, 401, 403, 409, 413, 415, 429, 503.
 
@@ -76,15 +77,17 @@ async fn ingest_replay_chunk(
     let limits = state.config.limits.clone();
     let declared = content_length(&headers);
     refuse_declared_over(declared, limits.max_replay_body, LimitName::ReplayBody)?;
-    // The slot comes first: it bounds the chunks read and validated at once,
-    // and a body is only read once there is room to process it.
+    // The body counts against the in-flight budget as it arrives. The slot
+    // bounds the chunks validated at once (CPU, inflate buffers) and is taken
+    // once the body is here: taken before, 4 clients sending 1 KB/s held
+    // every slot and refused all replay uploads for as long as they liked.
+    let mut reservation = state.inflight.empty()?;
+    let received = read_body(body, declared, limits.max_replay_body, LimitName::ReplayBody, &mut reservation).await?;
     let Ok(Ok(permit)) = tokio::time::timeout(REPLAY_PERMIT_WAIT, state.replay_permits.clone().acquire_owned()).await
     else {
         state.metrics.overload_refused(Overload::ReplaySlots);
         return Err(ApiError::Unavailable { what: "replay processing", retry_after: Duration::from_secs(5) });
     };
-    let reservation = state.inflight.reserve(declared.map_or(limits.max_replay_body, |len| len as usize)).await?;
-    let received = read_body(body, declared, limits.max_replay_body, LimitName::ReplayBody).await?;
     let chunk = tokio::task::spawn_blocking(move || {
         let _permit = permit;
         let mut chunk = prepare_chunk(received, encoding == BodyEncoding::Gzip, &limits)?;

@@ -291,7 +291,9 @@ async fn share_session(
 /// An empty body means defaults; anything else must be a JSON object.
 async fn read_share_request(state: &AppState, headers: &HeaderMap, body: Body) -> Result<ShareRequest, ApiError> {
     let max = state.config.limits.max_json_body;
-    let received = read_body(body, content_length(headers), max, LimitName::JsonBody).await?;
+    // Viewer-only route, but its body shares the in-flight budget all the same.
+    let mut reservation = state.inflight.empty()?;
+    let received = read_body(body, content_length(headers), max, LimitName::JsonBody, &mut reservation).await?;
     if received.trim_ascii().is_empty() {
         return Ok(ShareRequest::default());
     }

@@ -57,15 +57,16 @@ async fn deeply_nested_chunks_are_refused_quickly_and_not_stored() {
     assert_eq!(r.status(), 202);
 }
 
-/// Sends a request's headers and the first bytes of a body of
-/// `content_length`, then stalls: the server holds its reservation.
-async fn stalled_upload(server: &TestServer, path: &str, content_length: usize) -> TcpStream {
+/// Sends a request's headers and `sent` bytes of a body of
+/// `content_length`, then stalls: the server holds what arrived.
+async fn stalled_upload(server: &TestServer, path: &str, content_length: usize, sent: usize) -> TcpStream {
     let addr = server.base.trim_start_matches("http://");
     let mut stream = TcpStream::connect(addr).await.unwrap();
     let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {content_length}\r\n\r\n["
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {content_length}\r\n\r\n"
     );
     stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&vec![b'['; sent]).await.unwrap();
     stream
 }
 
@@ -80,8 +81,26 @@ async fn inflight_budget_refuses_with_retry_after_then_recovers() {
     ])
     .await;
     let session = unique_id("budget");
-    let stalled =
-        stalled_upload(&server, &format!("/api/observer/replay-events?session_id={session}&seq=0"), 1 << 20).await;
+    // Declaring a body reserves nothing: forty stalled uploads that sent
+    // only their headers leave the budget free for everyone else.
+    let mut idle = Vec::new();
+    for n in 0..40 {
+        let path = format!("/api/observer/replay-events?session_id={session}-idle{n}&seq=0");
+        idle.push(stalled_upload(&server, &path, 1 << 20, 1).await);
+    }
+    let chunk = gzip(br#"[{"type":3,"timestamp":1700000000000}]"#);
+    assert_eq!(post_replay(&server, &unique_id("budget"), chunk.clone(), true).await.status(), 202);
+    assert!(server.metric("observer_inflight_body_bytes").await <= (40 * 1024) as f64);
+    drop(idle);
+
+    // One that sent (almost) its whole megabyte holds the whole budget.
+    let stalled = stalled_upload(
+        &server,
+        &format!("/api/observer/replay-events?session_id={session}&seq=0"),
+        1 << 20,
+        (1 << 20) - 1000,
+    )
+    .await;
     // Wait until the stalled upload holds the whole budget.
     let deadline = Instant::now() + Duration::from_secs(10);
     while server.metric("observer_inflight_body_bytes").await < (1 << 20) as f64 {
@@ -89,7 +108,6 @@ async fn inflight_budget_refuses_with_retry_after_then_recovers() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    let chunk = gzip(br#"[{"type":3,"timestamp":1700000000000}]"#);
     let refused = post_replay(&server, &unique_id("budget"), chunk.clone(), true).await;
     assert_eq!(refused.status(), 503);
     assert!(refused.headers().get("retry-after").is_some(), "{:?}", refused.headers());
