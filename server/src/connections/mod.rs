@@ -53,6 +53,9 @@ use crate::{
 /// ENFILE, ENOMEM): connections that close meanwhile free what it lacked.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
+/// Most bytes hyper buffers per connection (headers, read-ahead of a body).
+const CONNECTION_READ_BUFFER: usize = 64 * 1024;
+
 /// The connection limits, read once from the configuration.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionSettings {
@@ -164,6 +167,10 @@ async fn drive(
     let mut conn = http1::Builder::new()
         // Replaced by `activity` (see there why).
         .header_read_timeout(None)
+        // hyper reads ahead up to this much per connection (default ~400 KB):
+        // with thousands of connections that read-ahead, not the handlers'
+        // bounded buffers, would decide memory. Headers larger than it get 431.
+        .max_buf_size(CONNECTION_READ_BUFFER)
         .serve_connection(TokioIo::new(Box::pin(io)), service);
     let mut expired = pin!(activity.expired(settings.read_timeouts));
     let mut draining = false;

@@ -24,32 +24,62 @@ pub fn is_gzip(bytes: &[u8]) -> bool {
 
 /// Reads a whole request body, refusing more than `max` bytes, and grows
 /// `reservation` (the in-flight budget) as the bytes arrive.
-///
-/// Frames are appended to one buffer as they arrive and dropped, so the
-/// body is never held twice; the buffer is sized from `Content-Length` (at
-/// most `max`) so it rarely grows (pages it never writes cost no memory).
 pub async fn read_body(
-    mut body: Body,
+    body: Body,
     content_length: Option<u64>,
     max: usize,
     limit: LimitName,
     reservation: &mut Reservation,
 ) -> Result<Bytes, ApiError> {
-    let too_large = || ApiError::TooLarge { limit, what: "request body", max };
-    refuse_declared_over(content_length, max, limit)?;
-    let capacity = content_length.map_or(16 * 1024, |len| len as usize).min(max);
-    let mut buffer = BytesMut::with_capacity(capacity);
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| ApiError::invalid_body(format!("could not read the request body: {e}")))?;
-        if let Ok(data) = frame.into_data() {
-            if buffer.len() + data.len() > max {
-                return Err(too_large());
-            }
-            reservation.grow_to(buffer.len() + data.len()).await?;
-            buffer.extend_from_slice(&data);
-        }
+    let mut reader = BodyReader::new(body, content_length, max, limit)?;
+    reader.read_until(usize::MAX, reservation).await?;
+    Ok(reader.into_bytes())
+}
+
+/// A request body read in steps (see the replay route: the first bytes
+/// before a processing slot is taken, the rest after).
+///
+/// Frames are appended to one buffer as they arrive and dropped, so the
+/// body is never held twice; the buffer is sized from `Content-Length` (at
+/// most `max`) so it rarely grows (pages it never writes cost no memory).
+pub struct BodyReader {
+    body: Body,
+    buffer: BytesMut,
+    max: usize,
+    limit: LimitName,
+    ended: bool,
+}
+
+impl BodyReader {
+    /// Refuses a `Content-Length` over `max` before reading anything.
+    pub fn new(body: Body, content_length: Option<u64>, max: usize, limit: LimitName) -> Result<Self, ApiError> {
+        refuse_declared_over(content_length, max, limit)?;
+        let capacity = content_length.map_or(16 * 1024, |len| len as usize).min(max);
+        Ok(BodyReader { body, buffer: BytesMut::with_capacity(capacity), max, limit, ended: false })
     }
-    Ok(buffer.freeze())
+
+    /// Reads until at least `bytes` are buffered or the body has ended.
+    pub async fn read_until(&mut self, bytes: usize, reservation: &mut Reservation) -> Result<(), ApiError> {
+        while !self.ended && self.buffer.len() < bytes {
+            let Some(frame) = self.body.frame().await else {
+                self.ended = true;
+                break;
+            };
+            let frame = frame.map_err(|e| ApiError::invalid_body(format!("could not read the request body: {e}")))?;
+            if let Ok(data) = frame.into_data() {
+                if self.buffer.len() + data.len() > self.max {
+                    return Err(ApiError::TooLarge { limit: self.limit, what: "request body", max: self.max });
+                }
+                reservation.grow_to(self.buffer.len() + data.len()).await?;
+                self.buffer.extend_from_slice(&data);
+            }
+        }
+        Ok(())
+    }
+
+    pub fn into_bytes(self) -> Bytes {
+        self.buffer.freeze()
+    }
 }
 
 /// Refuses a body whose `Content-Length` is over `max` without reading it.

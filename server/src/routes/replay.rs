@@ -15,10 +15,10 @@
 //! - Stored timestamps (what the listing and manifest show) are clamped to
 //!   the receive time + 1 h; the events are stored as sent.
 //! - Bodies count against `OBSERVER_MAX_INFLIGHT_BYTES` as they arrive and
-//!   until stored; at most `OBSERVER_REPLAY_CONCURRENCY` received chunks are
-//!   validated at once (a chunk waits up to 10 s for a slot). Either bound
-//!   answers 503 with `Retry-After`. Gzip is inflated as a stream while it
-//!   is validated.
+//!   until stored; past their first 64 KiB, at most
+//!   `OBSERVER_REPLAY_CONCURRENCY` chunks are read and validated at once (a
+//!   chunk waits up to 10 s for a slot). Either bound answers 503 with
+//!   `Retry-After`. Gzip is inflated as a stream while it is validated.
 //! - JSON nested deeper than `OBSERVER_MAX_REPLAY_DEPTH` (1000) is refused.
 //! - Answers: 202 `{"session_id", "seq", "events"}`; 400, 401, 403, 409, 413, 415, 429, 503.
 
@@ -38,7 +38,7 @@ use crate::{
     delivery::{DeliveryError, LogRecord},
     error::{ApiError, LimitName},
     ingest::{
-        decompress::{read_body, refuse_declared_over},
+        decompress::{BodyReader, refuse_declared_over},
         records::{RequestContext, replay_started_record},
         replay_chunk::{PreparedChunk, prepare_chunk},
     },
@@ -47,6 +47,9 @@ use crate::{
     state::AppState,
     store::{ChunkMeta, NewChunk, PutOutcome, SessionDetails},
 };
+
+/// How much of a chunk is read before it waits for a processing slot.
+const READ_BEFORE_SLOT: usize = 64 * 1024;
 
 /// How long a chunk waits for a free decompression slot before 503.
 const REPLAY_PERMIT_WAIT: Duration = Duration::from_secs(10);
@@ -77,17 +80,23 @@ async fn ingest_replay_chunk(
     let limits = state.config.limits.clone();
     let declared = content_length(&headers);
     refuse_declared_over(declared, limits.max_replay_body, LimitName::ReplayBody)?;
-    // The body counts against the in-flight budget as it arrives. The slot
-    // bounds the chunks validated at once (CPU, inflate buffers) and is taken
-    // once the body is here: taken before, 4 clients sending 1 KB/s held
-    // every slot and refused all replay uploads for as long as they liked.
+    // The body counts against the in-flight budget as it arrives. Its first
+    // `READ_BEFORE_SLOT` bytes are read before a processing slot is taken,
+    // the rest after: the slot bounds how many chunks are read in full and
+    // validated at once (bodies, inflate buffers), and a client must really
+    // send before it can hold one (taken before any byte, 4 clients sending
+    // 1 KB/s held every slot). Reading whole bodies before the slot instead
+    // let 64 concurrent uploads starve each other of budget.
     let mut reservation = state.inflight.empty()?;
-    let received = read_body(body, declared, limits.max_replay_body, LimitName::ReplayBody, &mut reservation).await?;
+    let mut reader = BodyReader::new(body, declared, limits.max_replay_body, LimitName::ReplayBody)?;
+    reader.read_until(READ_BEFORE_SLOT, &mut reservation).await?;
     let Ok(Ok(permit)) = tokio::time::timeout(REPLAY_PERMIT_WAIT, state.replay_permits.clone().acquire_owned()).await
     else {
         state.metrics.overload_refused(Overload::ReplaySlots);
         return Err(ApiError::Unavailable { what: "replay processing", retry_after: Duration::from_secs(5) });
     };
+    reader.read_until(usize::MAX, &mut reservation).await?;
+    let received = reader.into_bytes();
     let chunk = tokio::task::spawn_blocking(move || {
         let _permit = permit;
         let mut chunk = prepare_chunk(received, encoding == BodyEncoding::Gzip, &limits)?;
