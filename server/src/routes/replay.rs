@@ -38,7 +38,7 @@ use crate::{
     delivery::{DeliveryError, LogRecord},
     error::{ApiError, LimitName},
     ingest::{
-        decompress::{BodyReader, refuse_declared_over},
+        decompress::{BodyReader, is_gzip, refuse_declared_over},
         records::{RequestContext, replay_started_record},
         replay_chunk::{PreparedChunk, prepare_chunk},
     },
@@ -97,6 +97,12 @@ async fn ingest_replay_chunk(
     };
     reader.read_until(usize::MAX, &mut reservation).await?;
     let received = reader.into_bytes();
+    if encoding != BodyEncoding::Gzip && !is_gzip(&received) {
+        // A plain chunk is compressed for storage: while that runs, its body
+        // and the compressed copy (as large, for incompressible text) are
+        // both in memory, so both count.
+        reservation.grow_to(received.len().saturating_mul(2)).await?;
+    }
     let chunk = tokio::task::spawn_blocking(move || {
         let _permit = permit;
         let mut chunk = prepare_chunk(received, encoding == BodyEncoding::Gzip, &limits)?;
