@@ -83,7 +83,7 @@ impl BodyReader {
 }
 
 /// Refuses a body whose `Content-Length` is over `max` without reading it.
-pub fn refuse_declared_over(content_length: Option<u64>, max: usize, limit: LimitName) -> Result<(), ApiError> {
+fn refuse_declared_over(content_length: Option<u64>, max: usize, limit: LimitName) -> Result<(), ApiError> {
     match content_length {
         Some(len) if len > max as u64 => Err(ApiError::TooLarge { limit, what: "request body", max }),
         _ => Ok(()),

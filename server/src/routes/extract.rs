@@ -81,7 +81,6 @@ pub async fn read_json_body(
     let max = state.config.limits.max_json_body;
     let encoding = check_body_headers(headers, Accept::Json)?;
     let declared = content_length(headers);
-    decompress::refuse_declared_over(declared, max, LimitName::JsonBody)?;
     let mut reservation = state.inflight.empty()?;
     let received = decompress::read_body(body, declared, max, LimitName::JsonBody, &mut reservation).await?;
     let received = reservation.attach(received);

@@ -38,7 +38,7 @@ use crate::{
     delivery::{DeliveryError, LogRecord},
     error::{ApiError, LimitName},
     ingest::{
-        decompress::{BodyReader, is_gzip, refuse_declared_over},
+        decompress::{BodyReader, is_gzip},
         records::{RequestContext, replay_started_record},
         replay_chunk::{PreparedChunk, prepare_chunk},
     },
@@ -79,7 +79,6 @@ async fn ingest_replay_chunk(
     let encoding = check_body_headers(&headers, Accept::JsonOrBinary)?;
     let limits = state.config.limits.clone();
     let declared = content_length(&headers);
-    refuse_declared_over(declared, limits.max_replay_body, LimitName::ReplayBody)?;
     // The body counts against the in-flight budget as it arrives. Its first
     // `READ_BEFORE_SLOT` bytes are read before a processing slot is taken,
     // the rest after: the slot bounds how many chunks are read in full and
