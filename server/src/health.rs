@@ -21,7 +21,10 @@ use std::{
 
 use crate::{
     delivery::{LokiHealth, RecordQueue},
-    store::ReplayStore,
+    store::{
+        ReplayStore,
+        retention::{RetentionReport, RetentionStatus},
+    },
 };
 
 const PROBE_INTERVAL: Duration = Duration::from_secs(5);
@@ -41,12 +44,17 @@ pub struct ProbeReport {
 pub struct Readiness {
     report: Arc<RwLock<Option<ProbeReport>>>,
     shutting_down: Arc<AtomicBool>,
+    /// Shown beside the checks; never makes the instance unready.
+    retention: Option<RetentionStatus>,
 }
 
 impl Readiness {
     pub fn start(store: Arc<dyn ReplayStore>, loki: Option<LokiHealth>, queue: RecordQueue) -> Readiness {
-        let readiness =
-            Readiness { report: Arc::new(RwLock::new(None)), shutting_down: Arc::new(AtomicBool::new(false)) };
+        let readiness = Readiness {
+            report: Arc::new(RwLock::new(None)),
+            shutting_down: Arc::new(AtomicBool::new(false)),
+            retention: None,
+        };
         let published = readiness.clone();
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(PROBE_INTERVAL);
@@ -63,6 +71,17 @@ impl Readiness {
             }
         });
         readiness
+    }
+
+    /// Adds the retention state to what `/readyz` shows.
+    pub fn with_retention(mut self, retention: RetentionStatus) -> Readiness {
+        self.retention = Some(retention);
+        self
+    }
+
+    /// The retention state, when one was added.
+    pub fn retention(&self) -> Option<RetentionReport> {
+        self.retention.as_ref().map(RetentionStatus::current)
     }
 
     pub fn begin_shutdown(&self) {

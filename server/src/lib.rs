@@ -46,7 +46,9 @@ pub async fn serve(
     let metrics = Arc::new(Metrics::new(&mut registry));
     let store = store::open(&config.store, metrics.clone()).await?;
     let (queue, delivery) = delivery::start(&config, metrics.clone());
-    let readiness = Readiness::start(store.clone(), delivery.loki_health(), queue.clone());
+    let retention = store::retention::start(&config.store, &config.retention, metrics.clone());
+    let readiness =
+        Readiness::start(store.clone(), delivery.loki_health(), queue.clone()).with_retention(retention.status());
     tracing::info!(
         listen = %listener.local_addr()?,
         store = %store.describe(),
@@ -66,6 +68,7 @@ pub async fn serve(
     tokio::spawn(async move {
         shutdown.await;
         signal_readiness.begin_shutdown();
+        retention.stop();
         let _ = deadline_tx.send(Some(tokio::time::Instant::now() + timeout));
     });
     let mut stop_rx = deadline_rx.clone();

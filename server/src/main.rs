@@ -70,6 +70,30 @@ enum Command {
         #[arg(long, value_name = "DURATION", default_value = "24h")]
         ttl: String,
     },
+    /// Retention of the replay store (see docs/retention.md).
+    Storage {
+        #[command(subcommand)]
+        command: StorageCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum StorageCommand {
+    /// With S3: add (or replace) lifecycle rules that expire every prefix
+    /// Observer writes after N days, keeping the bucket's other rules.
+    Lifecycle {
+        /// Days after which stored objects expire (1 to 3650).
+        #[arg(long, value_name = "N",
+              value_parser = clap::value_parser!(u32).range(1..=i64::from(observer::config::MAX_RETENTION_DAYS)))]
+        days: u32,
+        /// Create the bucket first if it does not exist.
+        #[arg(long)]
+        create_bucket: bool,
+    },
+    /// Print the bucket's lifecycle rules and whether they expire every
+    /// prefix Observer writes. Exit code 0: they do; 3: some prefix never
+    /// expires; 1: the bucket could not be read.
+    Check,
 }
 
 fn load(cli: &Cli) -> Result<Config, observer::config::ConfigError> {
@@ -99,6 +123,30 @@ fn main() -> ExitCode {
     match cli.command {
         None | Some(Command::Serve) => runtime.block_on(run(config)),
         Some(Command::Share { session_id, ttl }) => print_share_link(&config, &session_id, &ttl),
+        Some(Command::Storage { command }) => runtime.block_on(run_storage(&config, command)),
+    }
+}
+
+/// `observer storage …`: results on stdout, problems on stderr.
+async fn run_storage(config: &Config, command: StorageCommand) -> ExitCode {
+    use observer::store::retention::command::{self, CommandError};
+    let mut out = std::io::stdout().lock();
+    let (name, result) = match command {
+        StorageCommand::Lifecycle { days, create_bucket } => {
+            ("lifecycle", command::lifecycle(config, days, create_bucket, &mut out).await.map(|()| true))
+        }
+        StorageCommand::Check => ("check", command::check(config, &mut out).await),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(3),
+        Err(e) => {
+            eprintln!("observer storage {name}: {e}");
+            ExitCode::from(match e {
+                CommandError::Usage(_) => 2,
+                CommandError::Failed(_) => 1,
+            })
+        }
     }
 }
 

@@ -292,6 +292,8 @@ pub struct Metrics {
     pub connections_closed: Family<CloseLabels, Counter>,
     pub inflight_body_bytes: Gauge,
     pub overload_refused: Family<OverloadLabels, Counter>,
+    pub retention_sessions_deleted: Counter,
+    pub retention_configured: Gauge,
 }
 
 impl Metrics {
@@ -326,6 +328,8 @@ impl Metrics {
             connections_closed: Family::default(),
             inflight_body_bytes: Gauge::default(),
             overload_refused: Family::default(),
+            retention_sessions_deleted: Counter::default(),
+            retention_configured: Gauge::default(),
         };
         let r = registry.sub_registry_with_prefix("observer");
         r.register("http_requests", "HTTP requests answered, by route and status", m.http_requests.clone());
@@ -425,6 +429,17 @@ impl Metrics {
             "overload_refusals",
             "Ingestion requests answered 503 because a memory bound was reached, by bound",
             m.overload_refused.clone(),
+        );
+        r.register(
+            "retention_sessions_deleted",
+            "Replay sessions deleted whole by the local store's retention sweep (OBSERVER_RETENTION_DAYS)",
+            m.retention_sessions_deleted.clone(),
+        );
+        r.register(
+            "storage_retention_configured",
+            "1 when stored replays expire (an S3 lifecycle expiry covers every prefix Observer writes, or the \
+             local sweep is on), 0 when not or not known yet",
+            m.retention_configured.clone(),
         );
         m
     }

@@ -16,10 +16,11 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use axum::http::HeaderValue;
 use url::Url;
 
+pub use self::parse::MAX_RETENTION_DAYS;
 use self::parse::{
     parse_bool, parse_count, parse_duration, parse_http_url, parse_ingest_keys, parse_label_value, parse_log_filter,
-    parse_loki_url_and_auth, parse_origins, parse_public_url, parse_share_secret, parse_size, parse_store,
-    parse_viewer_tokens,
+    parse_loki_url_and_auth, parse_origins, parse_public_url, parse_retention_days, parse_share_secret, parse_size,
+    parse_store, parse_viewer_tokens,
 };
 pub use self::settings::Settings;
 
@@ -79,6 +80,17 @@ impl AllowedOrigins {
 pub enum StoreConfig {
     Local { data_dir: PathBuf },
     S3 { endpoint: Option<Url>, bucket: String, region: String, key_prefix: String },
+}
+
+/// How long replays are kept (see `store::retention`).
+#[derive(Debug, Clone)]
+pub struct RetentionConfig {
+    /// Local store: sessions whose last chunk is older than this many days
+    /// are deleted; `None`: kept forever. Unused with S3, where the
+    /// bucket's lifecycle rule expires objects.
+    pub days: Option<u32>,
+    /// Time between two sweeps of the local store.
+    pub sweep_interval: Duration,
 }
 
 /// Every size, count and time limit the server enforces.
@@ -153,6 +165,7 @@ pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub store: StoreConfig,
+    pub retention: RetentionConfig,
     pub loki: Option<LokiConfig>,
     pub service_name: String,
     pub environment: Option<String>,
@@ -196,6 +209,14 @@ impl Config {
             return Err(invalid("OBSERVER_DATA_DIR", "must not be empty"));
         }
         let store = parse_store(s, &data_dir)?;
+        let retention = RetentionConfig {
+            days: parse_retention_days(s.retention_days.as_deref())?,
+            sweep_interval: parse_duration(
+                "OBSERVER_RETENTION_SWEEP_INTERVAL",
+                s.retention_sweep_interval.as_deref(),
+                Duration::from_secs(3600),
+            )?,
+        };
 
         let loki = match s.loki_url.as_deref() {
             None => None,
@@ -334,6 +355,7 @@ impl Config {
             listen,
             data_dir,
             store,
+            retention,
             loki,
             service_name,
             environment,

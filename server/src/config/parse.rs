@@ -50,6 +50,25 @@ pub(super) fn parse_duration(
     Ok(d)
 }
 
+/// Longest retention accepted, in days (ten years): anything longer is a
+/// typo, and S3 servers refuse some large values.
+pub const MAX_RETENTION_DAYS: u32 = 3650;
+
+/// Days of retention: `None` for `0` or `off`; 30 when unset.
+pub(super) fn parse_retention_days(raw: Option<&str>) -> Result<Option<u32>, ConfigError> {
+    const SETTING: &str = "OBSERVER_RETENTION_DAYS";
+    let Some(raw) = raw.map(str::trim) else { return Ok(Some(30)) };
+    if raw.eq_ignore_ascii_case("off") || raw == "0" {
+        return Ok(None);
+    }
+    match raw.parse::<u32>() {
+        Ok(days @ 1..=MAX_RETENTION_DAYS) => Ok(Some(days)),
+        _ => {
+            Err(invalid(SETTING, format!("{raw:?} must be a number of days from 1 to {MAX_RETENTION_DAYS}, or 0/off")))
+        }
+    }
+}
+
 pub(super) fn parse_log_filter(raw: Option<&str>) -> Result<String, ConfigError> {
     let filter = raw.unwrap_or("info").trim().to_owned();
     tracing_subscriber::EnvFilter::try_new(&filter)

@@ -45,6 +45,20 @@ pub struct Settings {
     #[serde(deserialize_with = "scalar")]
     pub s3_key_prefix: Option<String>,
 
+    /// Local directory store: sessions whose last chunk is older than this
+    /// many days are deleted whole by an hourly sweep; 0 or `off` keeps
+    /// everything. With S3 the bucket's lifecycle rule expires objects
+    /// instead (`observer storage lifecycle --days N`). [default: 30]
+    #[arg(long, env = "OBSERVER_RETENTION_DAYS", value_name = "DAYS")]
+    #[serde(deserialize_with = "scalar")]
+    pub retention_days: Option<String>,
+
+    /// Time between two retention sweeps of the local directory store (the
+    /// first runs shortly after start-up). [default: 1h]
+    #[arg(long, env = "OBSERVER_RETENTION_SWEEP_INTERVAL", value_name = "DURATION")]
+    #[serde(deserialize_with = "scalar")]
+    pub retention_sweep_interval: Option<String>,
+
     /// Loki base URL, e.g. http://loki:3100. When unset, records are written
     /// as JSON lines on stdout.
     // Its value may hold credentials (`http://user:pass@…`): not in --help.
@@ -322,6 +336,8 @@ impl Settings {
             s3_bucket,
             s3_region,
             s3_key_prefix,
+            retention_days,
+            retention_sweep_interval,
             loki_url,
             service_name,
             environment,

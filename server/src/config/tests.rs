@@ -131,3 +131,21 @@ fn hostile_client_defaults() {
     let tiny = Config::from_settings(&settings(|s| s.max_inflight_bytes = Some("1MiB".into())));
     assert!(tiny.unwrap_err().to_string().contains("OBSERVER_MAX_INFLIGHT_BYTES"));
 }
+
+#[test]
+fn retention_days() {
+    let days = |raw: Option<&str>| {
+        Config::from_settings(&settings(|s| s.retention_days = raw.map(Into::into))).map(|c| c.retention.days)
+    };
+    assert_eq!(days(None).unwrap(), Some(30));
+    assert_eq!(days(Some("7")).unwrap(), Some(7));
+    assert_eq!(days(Some("3650")).unwrap(), Some(3650));
+    assert_eq!(days(Some("0")).unwrap(), None);
+    assert_eq!(days(Some(" OFF ")).unwrap(), None);
+    for bad in ["3651", "-1", "30d", "", "1.5"] {
+        let e = days(Some(bad)).unwrap_err().to_string();
+        assert!(e.contains("OBSERVER_RETENTION_DAYS"), "{bad}: {e}");
+    }
+    let c = Config::from_settings(&Settings::default()).unwrap();
+    assert_eq!(c.retention.sweep_interval, Duration::from_secs(3600));
+}

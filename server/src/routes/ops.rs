@@ -7,7 +7,10 @@
 //!   naming each failing check. Anonymous callers get each check's name and
 //!   `ok` / `failing` only; the reasons (which name hosts, buckets and
 //!   upstream errors) need the viewer token as `Authorization: Bearer`
-//!   (another token: 401, under the brute-force brake).
+//!   (another token: 401, under the brute-force brake). A `retention` object
+//!   (`state`: `pending`, `covered`, `not_covered`, `unknown`, `local_sweep`
+//!   or `off`; `detail` for viewers) says whether stored replays expire; it
+//!   never makes the answer 503.
 //! - `GET /metrics` — Prometheus metrics (OpenMetrics text).
 
 use axum::{
@@ -53,12 +56,21 @@ async fn get_readiness(State(state): State<AppState>, OptionalViewer(detailed): 
             (name.to_owned(), Value::from(shown))
         })
         .collect();
-    if failing.is_empty() {
-        (StatusCode::OK, Json(json!({"status": "ready", "checks": checks}))).into_response()
+    let mut body = if failing.is_empty() {
+        json!({"status": "ready", "checks": checks})
     } else {
-        let body = json!({"status": "not_ready", "error": "not_ready", "message": message, "checks": checks});
-        (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+        json!({"status": "not_ready", "error": "not_ready", "message": message, "checks": checks})
+    };
+    // Information, not a check: a bucket without expiry can still take replays.
+    if let Some(retention) = state.readiness.retention() {
+        let mut shown = json!({"state": retention.state.as_str()});
+        if detailed {
+            shown["detail"] = Value::from(retention.detail);
+        }
+        body["retention"] = shown;
     }
+    let status = if failing.is_empty() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(body)).into_response()
 }
 
 /// OpenMetrics for scrapers that ask for it (Prometheus does), the 0.0.4

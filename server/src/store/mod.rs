@@ -14,10 +14,13 @@
 //!   names sort newest first, so listing recent sessions is one listing,
 //!   and a manifest finds its session's entry from chunk 0's first timestamp.
 //!
-//! There is no database: every read is a listing or a key lookup.
+//! There is no database: every read is a listing or a key lookup. Retention
+//! (S3 lifecycle rules over `replays/` and `sessions/`, or the local sweep)
+//! is in [`retention`].
 
 pub mod index;
 pub mod local;
+pub mod retention;
 pub mod s3;
 mod timed;
 

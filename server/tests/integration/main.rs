@@ -17,5 +17,6 @@ mod metrics;
 mod readme_examples;
 mod rejections;
 mod replay_fetch;
+mod retention;
 mod secrets;
 mod shutdown;

@@ -29,7 +29,10 @@
 //!
 //! The sidecar is in place before the chunk appears, so a visible chunk always
 //! has its metadata, and the lock keeps a losing re-send from replacing the
-//! sidecar of the chunk that won. All file I/O runs on the blocking pool.
+//! sidecar of the chunk that won. The retention [`sweep`] deletes a session
+//! under the same lock by renaming its directory away; a put that then gets
+//! the lock sees its lock file gone from the session path and starts again
+//! in a new directory. All file I/O runs on the blocking pool.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -43,6 +46,7 @@ use super::{
 use crate::payload::SessionId;
 
 mod read;
+pub mod sweep;
 
 /// Directory of the session listing entries, under the data directory.
 const SESSIONS_DIR: &str = "sessions";
@@ -171,11 +175,29 @@ fn sidecar_path(chunk: &Path) -> PathBuf {
     chunk.with_file_name(format!("{stem}.meta.json"))
 }
 
+/// Attempts of a put whose session directory the retention sweep removed
+/// while the put waited for its lock (each attempt starts a fresh one).
+const PUT_ATTEMPTS: usize = 3;
+
 fn put_blocking(chunk: &Path, new: &NewChunk) -> Result<PutOutcome, StoreError> {
     // Cheap answer for the common re-send, before creating or locking anything.
     if chunk.try_exists()? {
         return Ok(existing_outcome(chunk, new));
     }
+    for _ in 0..PUT_ATTEMPTS {
+        if let Some(outcome) = put_locked(chunk, new)? {
+            return Ok(outcome);
+        }
+    }
+    Err(StoreError::Io(io::Error::other(format!(
+        "the session directory of {} was removed {PUT_ATTEMPTS} times while storing a chunk",
+        chunk.display()
+    ))))
+}
+
+/// One attempt of [`put_blocking`]; `None` when the session directory was
+/// removed (by the retention sweep) before the lock was ours.
+fn put_locked(chunk: &Path, new: &NewChunk) -> Result<Option<PutOutcome>, StoreError> {
     let no_dir = || StoreError::Config(format!("chunk path {} has no session directory", chunk.display()));
     let dir = chunk.parent().ok_or_else(no_dir)?;
     let replays = dir.parent().ok_or_else(no_dir)?;
@@ -184,12 +206,20 @@ fn put_blocking(chunk: &Path, new: &NewChunk) -> Result<PutOutcome, StoreError> 
     create_dir_once(replays)?;
     let new_session = create_dir_once(dir)?;
 
-    let lock = OpenOptions::new().create(true).truncate(false).write(true).open(dir.join(".lock"))?;
+    let lock_path = dir.join(".lock");
+    let lock = match OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path) {
+        Ok(lock) => lock,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
     lock.lock()?;
     // Released when `lock` is dropped at the end of this function.
+    if !is_at(&lock, &lock_path)? {
+        return Ok(None);
+    }
 
     if chunk.try_exists()? {
-        return Ok(existing_outcome(chunk, new));
+        return Ok(Some(existing_outcome(chunk, new)));
     }
 
     let (body, meta) = (&new.gzip, new.meta);
@@ -220,7 +250,28 @@ fn put_blocking(chunk: &Path, new: &NewChunk) -> Result<PutOutcome, StoreError> 
             sync_dir(replays)?;
         }
     }
-    Ok(outcome)
+    Ok(Some(outcome))
+}
+
+/// Whether `path` still names the open `file` (the retention sweep renames
+/// a session directory away under its lock).
+fn is_at(file: &File, path: &Path) -> io::Result<bool> {
+    let linked = match fs::metadata(path) {
+        Ok(md) => md,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let open = file.metadata()?;
+        Ok(open.dev() == linked.dev() && open.ino() == linked.ino())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (file, linked);
+        Ok(true)
+    }
 }
 
 /// Compares the stored chunk's sidecar with `new`. A visible chunk always

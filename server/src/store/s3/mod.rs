@@ -53,6 +53,7 @@ use super::{
 };
 use crate::payload::SessionId;
 
+mod lifecycle;
 mod read;
 
 /// Time allowed to open a TCP (and TLS) connection.
@@ -70,6 +71,7 @@ pub struct S3Store {
     client: Client,
     bucket: String,
     key_prefix: String,
+    region: String,
     /// Where the bucket lives, for `describe()`; holds no credentials.
     location: String,
 }
@@ -140,6 +142,7 @@ impl S3Store {
             client: Client::from_conf(config.build()),
             bucket,
             key_prefix: normalize_prefix(&key_prefix),
+            region,
             location,
         })
     }

@@ -68,6 +68,11 @@ impl S3Server {
         ]
     }
 
+    /// The SDK client the harness uses (bucket-level calls in tests).
+    pub fn client(&self) -> &aws_sdk_s3::Client {
+        &self.client
+    }
+
     /// Object keys under `prefix`, sorted.
     pub async fn list(&self, prefix: &str) -> Vec<String> {
         let out = self.client.list_objects_v2().bucket(&self.bucket).prefix(prefix).send().await.unwrap();
