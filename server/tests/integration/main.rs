@@ -7,6 +7,7 @@ mod browser_e2e;
 mod config_docs;
 mod connections;
 mod fresh_recording;
+mod healthcheck_command;
 mod hostile_bodies;
 mod ingest_errors;
 mod ingest_events;
