@@ -6,6 +6,7 @@ mod common;
 mod browser_e2e;
 mod config_docs;
 mod connections;
+mod demo_script;
 mod fresh_recording;
 mod healthcheck_command;
 mod hostile_bodies;
