@@ -49,7 +49,9 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
  && install -D -m 0755 target/release/observer /out/observer \
  && install -d /out/data
 
-FROM gcr.io/distroless/cc-debian12:nonroot AS runtime
+# distroless publishes no version tags: pinned by digest. Refresh with
+#   docker buildx imagetools inspect gcr.io/distroless/cc-debian12:nonroot
+FROM gcr.io/distroless/cc-debian12:nonroot@sha256:9dac0a79194e45a7da0158a9c6da57b217585af0786db3845d1f0ec1a0dd182f AS runtime
 COPY --from=build /out/observer /usr/local/bin/observer
 # Replays (without S3) and the generated viewer token / share secret. A named
 # volume mounted here starts with this directory's owner (65532).
