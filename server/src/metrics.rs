@@ -439,23 +439,24 @@ impl Metrics {
     /// rejected) would never fire, and dashboards would show "no data"
     /// instead of 0 (deploy/prometheus/rules/observer-alerts.yml).
     fn start_failure_series_at_zero(&self) {
+        // `get_or_create` makes the series; its read guard is released at once.
         for &reason in UndeliveredReason::ALL {
-            self.records_undelivered.get_or_create(&UndeliveredLabels { reason });
+            drop(self.records_undelivered.get_or_create(&UndeliveredLabels { reason }));
         }
         for &kind in RecordKind::ALL {
-            self.queue_full.get_or_create(&KindLabels { kind });
+            drop(self.queue_full.get_or_create(&KindLabels { kind }));
         }
         for &outcome in PushOutcome::ALL {
-            self.loki_pushes.get_or_create(&PushLabels { outcome });
+            drop(self.loki_pushes.get_or_create(&PushLabels { outcome }));
         }
         for &reason in PushFailureReason::ALL {
-            self.loki_push_failures.get_or_create(&PushFailureLabels { reason });
+            drop(self.loki_push_failures.get_or_create(&PushFailureLabels { reason }));
         }
         for &operation in StoreOperation::ALL {
-            self.store_failures.get_or_create(&StoreLabels { operation });
+            drop(self.store_failures.get_or_create(&StoreLabels { operation }));
         }
         for &reason in Overload::ALL {
-            self.overload_refused.get_or_create(&OverloadLabels { reason });
+            drop(self.overload_refused.get_or_create(&OverloadLabels { reason }));
         }
     }
 
