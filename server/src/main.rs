@@ -1,5 +1,6 @@
 //! The `observer` binary: command line, configuration, logging, serve.
 
+mod healthcheck;
 mod telemetry;
 
 /// jemalloc instead of glibc's malloc: glibc keeps what a burst of large
@@ -70,6 +71,13 @@ enum Command {
         #[arg(long, value_name = "DURATION", default_value = "24h")]
         ttl: String,
     },
+    /// Exit 0 when a running Observer's /readyz answers 2xx, 1 otherwise
+    /// (for container health checks: the image has no curl).
+    Healthcheck {
+        /// The URL to ask; default: /readyz on 127.0.0.1 at OBSERVER_LISTEN's port.
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+    },
     /// Retention of the replay store (see docs/retention.md).
     Storage {
         #[command(subcommand)]
@@ -124,6 +132,9 @@ fn main() -> ExitCode {
         None | Some(Command::Serve) => runtime.block_on(run(config)),
         Some(Command::Share { session_id, ttl }) => print_share_link(&config, &session_id, &ttl),
         Some(Command::Storage { command }) => runtime.block_on(run_storage(&config, command)),
+        Some(Command::Healthcheck { url }) => {
+            runtime.block_on(healthcheck::run(&healthcheck::readyz_url(config.listen, url.as_deref())))
+        }
     }
 }
 

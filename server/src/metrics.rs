@@ -21,6 +21,9 @@ macro_rules! label_enum {
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum $name { $($(#[$vmeta])* $variant),* }
         impl $name {
+            #[allow(dead_code)]
+            pub const ALL: &'static [$name] = &[$($name::$variant),*];
+
             pub fn as_str(self) -> &'static str {
                 match self { $($name::$variant => $text),* }
             }
@@ -441,7 +444,35 @@ impl Metrics {
              local sweep is on), 0 when not or not known yet",
             m.retention_configured.clone(),
         );
+        m.start_failure_series_at_zero();
         m
+    }
+
+    /// Failure counters are exposed at 0 from the start instead of appearing
+    /// with their first failure: `increase()` and `rate()` cannot see a
+    /// series' first value, so an alert on a one-off burst (one batch Loki
+    /// rejected) would never fire, and dashboards would show "no data"
+    /// instead of 0 (deploy/prometheus/rules/observer-alerts.yml).
+    fn start_failure_series_at_zero(&self) {
+        // `get_or_create` makes the series; its read guard is released at once.
+        for &reason in UndeliveredReason::ALL {
+            drop(self.records_undelivered.get_or_create(&UndeliveredLabels { reason }));
+        }
+        for &kind in RecordKind::ALL {
+            drop(self.queue_full.get_or_create(&KindLabels { kind }));
+        }
+        for &outcome in PushOutcome::ALL {
+            drop(self.loki_pushes.get_or_create(&PushLabels { outcome }));
+        }
+        for &reason in PushFailureReason::ALL {
+            drop(self.loki_push_failures.get_or_create(&PushFailureLabels { reason }));
+        }
+        for &operation in StoreOperation::ALL {
+            drop(self.store_failures.get_or_create(&StoreLabels { operation }));
+        }
+        for &reason in Overload::ALL {
+            drop(self.overload_refused.get_or_create(&OverloadLabels { reason }));
+        }
     }
 
     pub fn connection_closed(&self, reason: CloseReason) {
@@ -529,5 +560,21 @@ mod tests {
         assert!(text.contains("# HELP observer_errors_accepted_total Client errors accepted"));
         assert!(text.contains("# TYPE observer_errors_accepted_total counter\nobserver_errors_accepted_total 1\n"));
         assert!(!text.contains("# EOF") && !text.contains("# UNIT"));
+    }
+
+    #[test]
+    fn failure_counters_start_at_zero() {
+        let mut registry = Registry::default();
+        let _metrics = Metrics::new(&mut registry);
+        let om = render(&registry).unwrap();
+        for series in [
+            r#"observer_records_undelivered_total{reason="rejected"} 0"#,
+            r#"observer_delivery_queue_full_total{kind="event"} 0"#,
+            r#"observer_loki_push_failures_total{reason="transport"} 0"#,
+            r#"observer_store_operation_failures_total{operation="put"} 0"#,
+            r#"observer_overload_refusals_total{reason="replay_slots"} 0"#,
+        ] {
+            assert!(om.contains(series), "{series} missing from:\n{om}");
+        }
     }
 }
