@@ -1,7 +1,14 @@
-// Calls to Observer's replay fetch API (docs/api.md) and where the page
-// keeps access tokens. Tokens live in sessionStorage only (this tab), are
-// removed from the address bar as soon as they are read, and are sent as
-// `Authorization: Bearer`, never in a request URL.
+// Calls to Observer's replay fetch API (docs/replay-api.md) and how the page
+// gets access:
+// - a viewer token is exchanged once for a sign-in cookie
+//   (POST /api/observer/viewer/session, token in `Authorization: Bearer`).
+//   The cookie is HttpOnly (no script can read it) and shared by every tab
+//   of the browser until it expires or the viewer signs out; the token
+//   itself is never stored.
+// - a share token (`v1.…`, one session) is kept in sessionStorage for its
+//   session (this tab) and sent as `Authorization: Bearer`.
+// Tokens are removed from the address bar as soon as they are read and
+// never put in a request URL.
 
 export type FailureKind =
   | 'unauthorized'
@@ -20,23 +27,49 @@ export class ApiFailure extends Error {
     super(message);
   }
 
-  /** Whether a different token could help (the page then asks for one). */
+  /** Whether different access could help (the page then asks for it). */
   get isAccess(): boolean {
     return this.kind === 'unauthorized' || this.kind === 'token_expired' || this.kind === 'token_invalid';
   }
 }
 
-export async function getJson<T>(path: string, token: string): Promise<T> {
-  let response: Response;
+const SIGN_IN = '/api/observer/viewer/session';
+
+/** GET as JSON, with `token` as a bearer, or else with the sign-in cookie. */
+export async function getJson<T>(path: string, token: string | null): Promise<T> {
+  const headers: Record<string, string> = { Accept: 'application/json' };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  return answer<T>(await send(path, { headers }));
+}
+
+/**
+ * Exchanges a viewer token for the sign-in cookie. Resolves when signed in;
+ * an `unauthorized` failure means the token was not accepted.
+ */
+export async function signIn(token: string): Promise<void> {
+  const response = await send(SIGN_IN, { method: 'POST', headers: { Authorization: `Bearer ${token}`, Accept: 'application/json' } });
+  const body = await answer<{ expires_at?: string }>(response);
+  const until = Date.parse(body.expires_at ?? '');
+  signedIn.set(Number.isFinite(until) ? until : Date.now() + 3600_000);
+}
+
+/** Ends the sign-in in this browser (every tab). */
+export async function signOut(): Promise<void> {
+  signedIn.set(null);
+  await send(SIGN_IN, { method: 'DELETE' });
+}
+
+async function send(path: string, init: RequestInit): Promise<Response> {
   try {
-    response = await fetch(path, {
-      headers: { Authorization: `Bearer ${token}`, Accept: 'application/json' },
-      credentials: 'omit',
-      referrerPolicy: 'no-referrer',
-    });
+    // same-origin: the sign-in cookie goes along; the server prefers an
+    // Authorization header when there is one.
+    return await fetch(path, { ...init, credentials: 'same-origin', referrerPolicy: 'no-referrer' });
   } catch (e) {
     throw new ApiFailure('network', `Observer cannot be reached (${(e as Error).message}).`);
   }
+}
+
+async function answer<T>(response: Response): Promise<T> {
   let body: unknown = null;
   try {
     body = await response.json();
@@ -52,6 +85,8 @@ export async function getJson<T>(path: string, token: string): Promise<T> {
       throw new ApiFailure('unauthorized', 'The token was not accepted.', 401);
     case 404:
       throw new ApiFailure('not_found', 'Not found.', 404);
+    case 429:
+      throw new ApiFailure('server', 'Too many failed attempts from this network; wait a minute and retry.', 429);
     default:
       throw new ApiFailure(
         'server',
@@ -61,34 +96,51 @@ export async function getJson<T>(path: string, token: string): Promise<T> {
   }
 }
 
-const VIEWER_TOKEN = 'observer.viewer_token';
-const sessionTokenKey = (sessionId: string) => `observer.token.${sessionId}`;
+/** Whether `token` is a share token (`v1.<expiry>.<mac>`) rather than a viewer token. */
+export function isShareToken(token: string): boolean {
+  return token.startsWith('v1.');
+}
 
-function read(key: string): string | null {
+function read(storage: () => Storage, key: string): string | null {
   try {
-    return sessionStorage.getItem(key);
+    return storage().getItem(key);
   } catch {
     return null;
   }
 }
 
-function write(key: string, value: string | null): void {
+function write(storage: () => Storage, key: string, value: string | null): void {
   try {
-    if (value === null) sessionStorage.removeItem(key);
-    else sessionStorage.setItem(key, value);
+    if (value === null) storage().removeItem(key);
+    else storage().setItem(key, value);
   } catch {
-    // Storage disabled: the token lives for this page view only.
+    // Storage disabled: the value lives for this page view only.
   }
 }
 
-export const viewerToken = {
-  get: () => read(VIEWER_TOKEN),
-  set: (token: string | null) => write(VIEWER_TOKEN, token),
+const tab = () => sessionStorage;
+const browser = () => localStorage;
+
+// Pages of an earlier version kept the viewer token itself in this tab.
+write(tab, 'observer.viewer_token', null);
+
+/**
+ * When the sign-in cookie expires, as the server said (ms). Not a secret
+ * and not a credential: it only spares a request that would be refused
+ * when this browser has not signed in. The cookie decides.
+ */
+const SIGNED_IN_UNTIL = 'observer.signed_in_until';
+
+export const signedIn = {
+  likely: () => Number(read(browser, SIGNED_IN_UNTIL)) > Date.now(),
+  set: (until: number | null) => write(browser, SIGNED_IN_UNTIL, until === null ? null : String(until)),
 };
 
+const sessionTokenKey = (sessionId: string) => `observer.token.${sessionId}`;
+
 export const sessionToken = {
-  get: (sessionId: string) => read(sessionTokenKey(sessionId)),
-  set: (sessionId: string, token: string | null) => write(sessionTokenKey(sessionId), token),
+  get: (sessionId: string) => read(tab, sessionTokenKey(sessionId)),
+  set: (sessionId: string, token: string | null) => write(tab, sessionTokenKey(sessionId), token),
 };
 
 /**

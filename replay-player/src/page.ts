@@ -1,5 +1,6 @@
 // Small DOM helpers shared by both pages. Everything from the server goes
 // into the DOM as text (textContent), never as HTML.
+import { signOut, signedIn } from './api';
 
 export function el<K extends keyof HTMLElementTagNameMap>(
   tag: K,
@@ -80,4 +81,26 @@ export function formatDateTime(ms: number): string {
     minute: '2-digit',
     second: '2-digit',
   });
+}
+
+/** Shows the sign-out button while this browser is signed in; `after` runs once signed out. */
+export function setUpSignOut(after: () => void): void {
+  const button = byId<HTMLButtonElement>('sign-out');
+  button.hidden = !signedIn.likely();
+  button.onclick = async () => {
+    button.disabled = true;
+    try {
+      await signOut();
+    } catch {
+      // Unreachable: the page forgot the sign-in; the cookie expires on its own.
+    }
+    button.disabled = false;
+    button.hidden = true;
+    after();
+  };
+}
+
+/** Shows or hides the sign-out button after access changed. */
+export function refreshSignOut(): void {
+  byId('sign-out').hidden = !signedIn.likely();
 }

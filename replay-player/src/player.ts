@@ -4,40 +4,86 @@ import 'rrweb-player/dist/style.css';
 import './page.css';
 import './player.css';
 import RrwebPlayer from 'rrweb-player';
-import { ApiFailure, getJson, sessionToken, takeTokenFromUrl, tokenFromInput, viewerToken } from './api';
+import { ApiFailure, getJson, isShareToken, sessionToken, signIn, signedIn, takeTokenFromUrl, tokenFromInput } from './api';
 import { Controls } from './controls';
+import { startTime } from './deep-link';
 import { EventType, type Gap, type Manifest, type RrwebEvent, loadSession } from './loader';
-import { askForToken, byId, formatDateTime, formatDuration, hideAccess, hideMessage, showMessage } from './page';
+import {
+  askForToken,
+  byId,
+  formatDateTime,
+  formatDuration,
+  hideAccess,
+  hideMessage,
+  refreshSignOut,
+  setUpSignOut,
+  showMessage,
+} from './page';
 import { recallSession } from './session-info';
 
 const SPEEDS = [1, 2, 4, 8];
 const sessionId = decodeURIComponent(location.pathname.replace(/^\/replay\//, '').replace(/\/+$/, ''));
 const apiBase = `/api/observer/replays/${encodeURIComponent(sessionId)}`;
 
+/** The credential of this page: a share token, or null for the sign-in cookie. */
+type Access = string | null;
+
+let replay: Replay | null = null;
+
 function start(): void {
   document.title = `Replay ${sessionId} · Observer`;
+  setUpSignOut(() => {
+    // A replay opened through the sign-in stops being watchable.
+    if (replay && replay.access === null) location.reload();
+  });
   const fromUrl = takeTokenFromUrl();
-  if (fromUrl) sessionToken.set(sessionId, fromUrl);
-  const token = sessionToken.get(sessionId) ?? viewerToken.get();
-  if (token) void open(token);
-  else ask('Watching this replay needs a share link or a viewer token.');
+  if (fromUrl) {
+    use(fromUrl);
+    return;
+  }
+  const share = sessionToken.get(sessionId);
+  if (share) void open(share);
+  else if (signedIn.likely()) void open(null);
+  else ask('Watching this replay needs a share link or a viewer token. Signing in with a viewer token once opens every replay link in this browser.');
+}
+
+/** A token from the address bar or the access form: a share token opens this replay, a viewer token signs in. */
+function use(token: string): void {
+  if (isShareToken(token)) {
+    sessionToken.set(sessionId, token);
+    void open(token);
+  } else {
+    void signInWith(token);
+  }
 }
 
 function ask(reason: string): void {
-  askForToken(reason, (entered) => {
-    const token = tokenFromInput(entered);
-    sessionToken.set(sessionId, token);
-    void open(token);
-  });
+  refreshSignOut();
+  askForToken(reason, (entered) => use(tokenFromInput(entered)));
 }
 
-async function open(token: string): Promise<void> {
+async function signInWith(token: string): Promise<void> {
+  showMessage('Signing in…');
+  try {
+    await signIn(token);
+  } catch (e) {
+    const failure = e instanceof ApiFailure ? e : new ApiFailure('server', String(e));
+    hideMessage();
+    if (failure.isAccess) ask('The viewer token was not accepted. Enter a share link or a viewer token.');
+    else showMessage(`Could not sign in: ${failure.message}`, 'error', [['Retry', () => void signInWith(token)]]);
+    return;
+  }
+  refreshSignOut();
+  void open(null);
+}
+
+async function open(access: Access): Promise<void> {
   showMessage('Loading the recording…');
   let manifest: Manifest;
   try {
-    manifest = await getJson<Manifest>(apiBase, token);
+    manifest = await getJson<Manifest>(apiBase, access);
   } catch (e) {
-    fail(e, token, () => void open(token));
+    fail(e, access, () => void open(access));
     return;
   }
   hideAccess();
@@ -45,17 +91,27 @@ async function open(token: string): Promise<void> {
     showMessage(`There is no recording for session ${sessionId}.`, 'error');
     return;
   }
-  new Replay(manifest, token).run();
+  replay = new Replay(manifest, access);
+  replay.run();
 }
 
-/** Access problems ask for a token again; the rest is a message. */
-function fail(e: unknown, token: string, retry: () => void): void {
+/**
+ * Access problems forget the refused credential and ask again (a refused
+ * share link falls back to the sign-in when there is one); the rest is a
+ * message.
+ */
+function fail(e: unknown, access: Access, retry: () => void): void {
   const failure = e instanceof ApiFailure ? e : new ApiFailure('server', String(e));
   if (failure.isAccess) {
-    if (sessionToken.get(sessionId) === token) sessionToken.set(sessionId, null);
-    if (viewerToken.get() === token) viewerToken.set(null);
     hideMessage();
-    ask(accessReason(failure));
+    if (access === null) {
+      signedIn.set(null);
+      ask('Your sign-in has expired or was ended. Enter a share link, or a viewer token to sign in again.');
+      return;
+    }
+    if (sessionToken.get(sessionId) === access) sessionToken.set(sessionId, null);
+    if (signedIn.likely()) void open(null);
+    else ask(accessReason(failure));
   } else if (failure.kind === 'not_found') {
     showMessage(`There is no recording for session ${sessionId}.`, 'error');
   } else {
@@ -87,7 +143,7 @@ class Replay {
   private loadedUntil: number;
   private done = false;
   private started = false;
-  /** Where playback starts (?t=) or should jump to once loaded. */
+  /** Where playback starts (?t=, see ./deep-link.ts) or should jump to once loaded. */
   private target: number;
   private wantPlay = true;
   private buffering = false;
@@ -102,13 +158,12 @@ class Replay {
 
   constructor(
     private readonly manifest: Manifest,
-    private readonly token: string,
+    readonly access: Access,
   ) {
     this.first = manifest.first_timestamp;
     this.last = Math.max(manifest.last_timestamp, manifest.first_timestamp);
     this.loadedUntil = this.first;
-    const t = Number(new URLSearchParams(location.search).get('t'));
-    this.target = this.first + (Number.isFinite(t) && t > 0 ? t * 1000 : 0);
+    this.target = startTime(new URLSearchParams(location.search).get('t'), this.first, this.last);
     this.controls = new Controls(this.first, this.last, {
       toggle: () => this.toggle(),
       seek: (timestamp) => this.seek(timestamp),
@@ -123,7 +178,7 @@ class Replay {
     showMessage('Loading the first part of the recording…');
     void loadSession(
       this.manifest,
-      (seq) => getJson<unknown>(`${apiBase}/chunks/${seq}`, this.token),
+      (seq) => getJson<unknown>(`${apiBase}/chunks/${seq}`, this.access),
       {
         onEvents: (events) => this.append(events),
         onGap: (gap) => {
@@ -144,7 +199,7 @@ class Replay {
         onFatal: (failure) => {
           this.done = true;
           if (this.player) showMessage(`Loading stopped: ${accessReason(failure)}`, 'error');
-          else fail(failure, this.token, () => location.reload());
+          else fail(failure, this.access, () => location.reload());
         },
         onDone: () => {
           this.done = true;

@@ -18,8 +18,12 @@ export const artifacts = join(repoRoot, 'target/test-artifacts');
 const fixtures = join(repoRoot, 'tests/fixtures/rrweb');
 
 export const VIEWER_TOKEN = 'viewer-token-for-tests-0123456789';
-export const EXPIRED_TOKEN = 'expired-share-token';
-export const TAMPERED_TOKEN = 'tampered-share-token';
+// Shaped like share tokens (`v1.…`), which the pages use as they are
+// (a viewer token is exchanged for the sign-in cookie instead).
+export const EXPIRED_TOKEN = 'v1.1000.expired-share-token';
+export const TAMPERED_TOKEN = 'v1.4102444800.tampered-share-token';
+/** The stub's sign-in cookie value (the real server signs its own). */
+const STUB_SESSION = 'stub-signed-in';
 
 export const CHROMIUM_ARGS = [
   '--no-sandbox',
@@ -35,6 +39,27 @@ export function chromiumPath() {
   const path = process.env.CHROMIUM || '/usr/bin/chromium';
   if (!existsSync(path)) throw new Error(`Chromium not found at ${path}: run scripts/setup (Debian package chromium)`);
   return path;
+}
+
+/** The replayed document's frame, once it shows `text`. */
+export async function replayFrameWith(page, text, timeout = 15_000) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    for (const frame of page.frames()) {
+      if (frame === page.mainFrame()) continue;
+      const body = await frame.evaluate(() => document.body?.innerText ?? '').catch(() => '');
+      if (body.includes(text)) return frame;
+    }
+    if (Date.now() > deadline) throw new Error(`no player frame shows ${JSON.stringify(text)}`);
+    await page.waitForTimeout(100);
+  }
+}
+
+/** Seconds on the player's clock ("0:05 / 0:07" → 5). */
+export async function clockSeconds(page) {
+  const text = await page.locator('#clock').innerText();
+  const [m, s] = text.split('/')[0].trim().split(':').map(Number);
+  return m * 60 + s;
 }
 
 /** The recorded session, one array of events per chunk. */
@@ -83,13 +108,7 @@ export function manifestOf(s) {
 /** Starts the observer binary (pages) and the stub API on one origin. */
 export async function startHarness(sessions) {
   const observer = await startObserver();
-  // The binary must embed the pages just built, or the test would test old ones.
-  const built = readFileSync(join(repoRoot, 'replay-player/dist/sessions.html'), 'utf8');
-  const served = await (await fetch(`http://127.0.0.1:${observer.port}/replay/`)).text();
-  if (served !== built) {
-    await observer.stop();
-    throw new Error('the observer binary embeds other pages than replay-player/dist: rebuild it (cargo build)');
-  }
+  await assertCurrentPages(observer);
   const requests = [];
   const attempts = new Map();
   const byId = new Map(sessions.map((s) => [s.id, s]));
@@ -101,12 +120,26 @@ export async function startHarness(sessions) {
       return;
     }
     const auth = req.headers.authorization ?? '';
-    requests.push({ path: url.pathname, query: url.search, auth, at: Date.now() });
+    const cookie = req.headers.cookie ?? '';
+    requests.push({ path: url.pathname, method: req.method, query: url.search, auth, cookie, at: Date.now() });
     const send = (status, body, headers = {}) => {
       res.writeHead(status, { 'content-type': 'application/json', ...headers });
       res.end(typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body));
     };
-    const token = auth.startsWith('Bearer ') ? auth.slice(7) : url.searchParams.get('token');
+    const bearer = auth.startsWith('Bearer ') ? auth.slice(7) : null;
+    // Sign-in, as docs/replay-api.md describes it: the viewer token in the header for a cookie.
+    if (url.pathname === '/api/observer/viewer/session') {
+      const attributes = 'HttpOnly; SameSite=Lax; Path=/';
+      if (req.method === 'DELETE') return send(204, '', { 'set-cookie': `observer_viewer=; ${attributes}; Max-Age=0` });
+      if (req.method !== 'POST' || bearer !== VIEWER_TOKEN) return send(401, { error: 'unauthorized', message: 'unauthorized' });
+      return send(
+        200,
+        { expires_at: new Date(Date.now() + 3600_000).toISOString() },
+        { 'set-cookie': `observer_viewer=${STUB_SESSION}; ${attributes}; Max-Age=3600` },
+      );
+    }
+    const signedIn = !bearer && !url.searchParams.has('token') && cookie.split(/;\s*/).includes(`observer_viewer=${STUB_SESSION}`);
+    const token = signedIn ? VIEWER_TOKEN : bearer ?? url.searchParams.get('token');
     if (token !== VIEWER_TOKEN) {
       const error = token === EXPIRED_TOKEN ? 'token_expired' : token === TAMPERED_TOKEN ? 'token_invalid' : 'unauthorized';
       return send(401, { error, message: error });
@@ -160,6 +193,19 @@ export async function startHarness(sessions) {
   };
 }
 
+/** The binary must embed the pages just built, or the test would test old ones. */
+export async function assertCurrentPages(observer) {
+  for (const page of ['sessions.html', 'player.html']) {
+    const built = readFileSync(join(repoRoot, 'replay-player/dist', page), 'utf8');
+    const path = page === 'sessions.html' ? '/replay/' : '/replay/any-session-0000';
+    const served = await (await fetch(`http://127.0.0.1:${observer.port}${path}`)).text();
+    if (served !== built) {
+      await observer.stop();
+      throw new Error('the observer binary embeds other pages than replay-player/dist: rebuild it (cargo build)');
+    }
+  }
+}
+
 function proxy(req, res, port) {
   const upstream = request(
     { host: '127.0.0.1', port, method: req.method, path: req.url, headers: req.headers },
@@ -175,15 +221,22 @@ function proxy(req, res, port) {
   req.pipe(upstream);
 }
 
-/** The real binary (OBSERVER_BIN, default target/debug/observer). */
-async function startObserver() {
+/** The real binary (OBSERVER_BIN, default target/debug/observer), with `settings` added to its environment. */
+export async function startObserver(settings = {}) {
   const targetDir = resolve(repoRoot, process.env.CARGO_TARGET_DIR || 'target');
   const bin = process.env.OBSERVER_BIN || join(targetDir, 'debug/observer');
   if (!existsSync(bin)) throw new Error(`observer binary not found at ${bin}: run cargo build (scripts/test runs cargo test first)`);
   const dataDir = mkdtempSync(join(tmpdir(), 'observer-player-test-'));
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('OBSERVER_') && !k.startsWith('AWS_')));
   const child = spawn(bin, [], {
-    env: { ...env, OBSERVER_LISTEN: '127.0.0.1:0', OBSERVER_DATA_DIR: dataDir, OBSERVER_LOG: 'info', AWS_EC2_METADATA_DISABLED: 'true' },
+    env: {
+      ...env,
+      OBSERVER_LISTEN: '127.0.0.1:0',
+      OBSERVER_DATA_DIR: dataDir,
+      OBSERVER_LOG: 'info',
+      AWS_EC2_METADATA_DISABLED: 'true',
+      ...settings,
+    },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';

@@ -14,7 +14,9 @@ import {
   VIEWER_TOKEN,
   artifacts,
   chromiumPath,
+  clockSeconds,
   fixtureChunks,
+  replayFrameWith,
   session,
   startHarness,
 } from './harness.mjs';
@@ -90,27 +92,6 @@ async function openPage(path) {
   return page;
 }
 
-/** The replayed document's frame, once it shows `text`. */
-async function replayFrameWith(page, text, timeout = 15_000) {
-  const deadline = Date.now() + timeout;
-  for (;;) {
-    for (const frame of page.frames()) {
-      if (frame === page.mainFrame()) continue;
-      const body = await frame.evaluate(() => document.body?.innerText ?? '').catch(() => '');
-      if (body.includes(text)) return frame;
-    }
-    if (Date.now() > deadline) throw new Error(`no player frame shows ${JSON.stringify(text)}`);
-    await page.waitForTimeout(100);
-  }
-}
-
-/** Seconds on the player's clock ("0:05 / 0:07" → 5). */
-async function clockSeconds(page) {
-  const text = await page.locator('#clock').innerText();
-  const [m, s] = text.split('/')[0].trim().split(':').map(Number);
-  return m * 60 + s;
-}
-
 const served = (id) =>
   harness.requests.filter((r) => r.served && r.path.startsWith(`/api/observer/replays/${id}/chunks/`)).map((r) => Number(r.path.split('/').pop()));
 
@@ -128,6 +109,12 @@ test('starts after the first chunks, loads the rest while playing, marks the err
   for (const request of harness.requests.filter((r) => r.path.startsWith('/api/'))) {
     assert.ok(!request.query.includes('token='), 'the API gets the token in a header, not the URL');
   }
+  // The viewer token from the link signed in (in a header) once; the API calls carry the cookie.
+  const signIns = harness.requests.filter((r) => r.path === '/api/observer/viewer/session');
+  assert.deepEqual(signIns.map((r) => [r.method, r.auth]), [['POST', `Bearer ${VIEWER_TOKEN}`]]);
+  const calls = harness.requests.filter((r) => r.path.startsWith(`/api/observer/replays/${full.id}`) && !r.served);
+  assert.ok(calls.length > 0 && calls.every((r) => r.auth === '' && r.cookie.includes('observer_viewer=')), 'cookie, no bearer');
+  assert.equal(await page.evaluate(() => document.cookie), '', 'the sign-in cookie is HttpOnly');
 
   release();
   const marker = page.locator('[data-testid=error-marker]');
@@ -266,9 +253,10 @@ test('the sessions page lists sessions newest first with paging and asks for a t
   assert.equal(await page.locator('#info-user').innerText(), 'user-42');
   await page.context().close();
 
+  // A share link cannot open the list; the form signs in with a viewer token.
   page = await openPage(`/replay/?token=${TAMPERED_TOKEN}`);
   await page.locator('#access').waitFor();
-  assert.match(await page.locator('#access-reason').innerText(), /not valid/);
+  assert.match(await page.locator('#access-reason').innerText(), /opens one replay only/);
   await page.locator('#access-token').fill(VIEWER_TOKEN);
   await page.locator('#access-form button').click();
   await page.locator('#rows tr').first().waitFor();

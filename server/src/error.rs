@@ -82,6 +82,9 @@ pub enum Credential {
     ViewerToken,
     /// Listing: a viewer token only (a share token was sent).
     ViewerTokenOnly,
+    /// Signing in and new share links: the viewer token itself, in the
+    /// `Authorization` header (not a share token, not the sign-in cookie).
+    ViewerTokenHeader,
 }
 
 impl Credential {
@@ -92,6 +95,9 @@ impl Credential {
                 "missing or invalid token; send it as `Authorization: Bearer <token>` (?token= takes share tokens only)"
             }
             Credential::ViewerTokenOnly => "this route needs a viewer token; a share token only opens its own replay",
+            Credential::ViewerTokenHeader => {
+                "this route needs the viewer token itself as `Authorization: Bearer <token>` (a share token or the sign-in cookie is not enough)"
+            }
         }
     }
 }
@@ -269,8 +275,9 @@ impl IntoResponse for ApiError {
         // RFC 6750: a 401 names the scheme the fetch API expects.
         if matches!(
             self,
-            ApiError::Unauthorized(Credential::ViewerToken | Credential::ViewerTokenOnly)
-                | ApiError::TokenExpired
+            ApiError::Unauthorized(
+                Credential::ViewerToken | Credential::ViewerTokenOnly | Credential::ViewerTokenHeader
+            ) | ApiError::TokenExpired
                 | ApiError::TokenInvalid
         ) {
             response

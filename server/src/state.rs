@@ -5,7 +5,7 @@ use std::sync::Arc;
 use prometheus_client::registry::Registry;
 
 use crate::{
-    auth::{IngestKeys, ShareSigner, ViewerTokens},
+    auth::{IngestKeys, ShareSigner, ViewerSessions, ViewerTokens},
     config::{Config, Secret},
     delivery::{RecordQueue, RecordSink},
     health::Readiness,
@@ -35,6 +35,8 @@ pub struct AppState {
     pub viewer_tokens: ViewerTokens,
     /// Signs and checks share links.
     pub share_signer: ShareSigner,
+    /// Signs and checks viewer sign-in cookies (same secret, derived key).
+    pub viewer_sessions: ViewerSessions,
     pub readiness: Readiness,
     /// Bounds the request body bytes held in memory by all requests.
     pub inflight: InflightBudget,
@@ -64,10 +66,12 @@ impl AppState {
         registry: Arc<Registry>,
         readiness: Readiness,
     ) -> AppState {
+        let share_secret = share_secret(&config);
         AppState {
             ingest_keys: IngestKeys::new(&config.ingest_keys),
             viewer_tokens: ViewerTokens::new(&config.viewer_tokens),
-            share_signer: ShareSigner::new(&share_secret(&config)),
+            share_signer: ShareSigner::new(&share_secret),
+            viewer_sessions: ViewerSessions::new(&share_secret, config.limits.viewer_session_ttl),
             inflight: InflightBudget::new(config.limits.max_inflight_bytes, metrics.clone()),
             replay_permits: Arc::new(tokio::sync::Semaphore::new(config.limits.replay_concurrency)),
             fetch_permits: Arc::new(tokio::sync::Semaphore::new(config.limits.fetch_concurrency)),

@@ -6,6 +6,8 @@
 //!   share token, checked by the [`ViewerAccess`] / [`SessionAccess`]
 //!   extractors before any store access.
 //! - [`share`]: share tokens, `v1.<expiry>.<HMAC-SHA256>` for one session.
+//! - [`viewer_session`]: signing in once per browser, the viewer token
+//!   exchanged for a signed, expiring cookie.
 //! - [`secret_file`]: the viewer token and share secret generated into the
 //!   data directory when none is configured.
 //!
@@ -17,6 +19,7 @@ pub mod ingest;
 pub mod secret_file;
 pub mod share;
 pub mod viewer;
+pub mod viewer_session;
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -25,6 +28,7 @@ pub use ingest::{INGEST_KEY_HEADER, IngestKeys, require_ingest_access};
 pub use secret_file::{GeneratedSecrets, resolve_secrets};
 pub use share::{ShareError, ShareSigner};
 pub use viewer::{OptionalViewer, SessionAccess, ViewerAccess, ViewerTokens};
+pub use viewer_session::{SignInToken, ViewerSessions};
 
 use crate::config::Secret;
 
@@ -42,6 +46,11 @@ impl SecretDigests {
 
     pub fn is_empty(&self) -> bool {
         self.digests.is_empty()
+    }
+
+    /// The SHA-256 digest of each secret.
+    pub fn iter(&self) -> impl Iterator<Item = &[u8; 32]> {
+        self.digests.iter()
     }
 
     /// Constant-time check against every secret (no early exit on a match).

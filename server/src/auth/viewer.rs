@@ -10,9 +10,16 @@
 //!   `?token=` (without an `Authorization` header), since a share link is a
 //!   URL by design and scripts fetch with what the link holds.
 //!
+//! - the **sign-in cookie** (see [`super::viewer_session`]), only when the
+//!   request has neither an `Authorization` header nor `?token=`: what it
+//!   opens is what the viewer token opens, except new share links, which
+//!   need the token itself in the header (CSRF: a cookie rides along on
+//!   requests other sites make; a header does not).
+//!
 //! The pages a person opens from a link (`/replay/?token=…`,
 //! `/replay/{id}?token=…`) are static: their script takes the token out of
-//! the address bar and sends it as a bearer.
+//! the address bar and sends it as a bearer (a share token) or signs in
+//! with it (a viewer token).
 //!
 //! Both extractors run before the handler touches the store, so a refused
 //! request learns nothing about whether a session exists: 401
@@ -53,6 +60,11 @@ impl ViewerTokens {
     pub fn accepts(&self, candidate: &str) -> bool {
         self.digests.contains(candidate)
     }
+
+    /// The SHA-256 digest of each token (what a sign-in cookie is bound to).
+    pub fn digests(&self) -> impl Iterator<Item = &[u8; 32]> {
+        self.digests.iter()
+    }
 }
 
 /// What the request's token grants, before any session is looked at.
@@ -60,23 +72,39 @@ impl ViewerTokens {
 pub enum ViewerAccess {
     /// A viewer token (from the `Authorization` header): everything.
     Viewer,
+    /// A valid sign-in cookie: what a viewer token opens, but no new share
+    /// links (see [`ViewerAccess::require_viewer_token`]).
+    SignedIn,
     /// Something shaped like a share token, not yet checked: its MAC binds it
     /// to a session, which only the route knows (see [`SessionAccess`]).
     Share(String),
 }
 
 impl ViewerAccess {
-    /// For the listing and share links: a share token is not enough.
+    /// For the listing: a share token is not enough.
     pub fn require_viewer(&self) -> Result<(), ApiError> {
         match self {
-            ViewerAccess::Viewer => Ok(()),
+            ViewerAccess::Viewer | ViewerAccess::SignedIn => Ok(()),
             ViewerAccess::Share(_) => Err(ApiError::Unauthorized(Credential::ViewerTokenOnly)),
         }
     }
 
-    /// The token of the request (see the module docs). The viewer tokens are
-    /// compared (in constant time) with whatever the header holds; a
-    /// `?token=` is only ever a share token, so it is not.
+    /// For new share links: the viewer token itself, from the header. A
+    /// cookie is sent with requests other sites trigger; an
+    /// `Authorization` header never is, so this route needs no other CSRF
+    /// defence.
+    pub fn require_viewer_token(&self) -> Result<(), ApiError> {
+        match self {
+            ViewerAccess::Viewer => Ok(()),
+            ViewerAccess::SignedIn => Err(ApiError::Unauthorized(Credential::ViewerTokenHeader)),
+            ViewerAccess::Share(_) => Err(ApiError::Unauthorized(Credential::ViewerTokenOnly)),
+        }
+    }
+
+    /// The credential of the request (see the module docs): the header,
+    /// else `?token=`, else the cookie. The viewer tokens are compared (in
+    /// constant time) with whatever the header holds; a `?token=` is only
+    /// ever a share token, so it is not.
     fn from_parts(parts: &Parts, state: &AppState) -> Result<ViewerAccess, ApiError> {
         let unauthorized = ApiError::Unauthorized(Credential::ViewerToken);
         match bearer(&parts.headers) {
@@ -92,7 +120,11 @@ impl ViewerAccess {
             Some(_) => Err(unauthorized),
             None => match query_param(parts.uri.query(), "token") {
                 Some(token) if is_share_token(&token) => Ok(ViewerAccess::Share(token)),
-                _ => Err(unauthorized),
+                Some(_) => Err(unauthorized),
+                None if state.viewer_sessions.signed_in(&parts.headers, &state.viewer_tokens, unix_now()) => {
+                    Ok(ViewerAccess::SignedIn)
+                }
+                None => Err(unauthorized),
             },
         }
     }
@@ -100,7 +132,7 @@ impl ViewerAccess {
 
 /// The token of `Authorization: Bearer <token>`. Any other scheme counts as
 /// no token, so the query string is not consulted behind its back.
-fn bearer(headers: &HeaderMap) -> Option<Option<String>> {
+pub(super) fn bearer(headers: &HeaderMap) -> Option<Option<String>> {
     let value = headers.get(header::AUTHORIZATION)?;
     let token = value.to_str().ok().and_then(|v| {
         let (scheme, token) = v.trim().split_once(' ')?;

@@ -20,7 +20,7 @@ pub use self::parse::MAX_RETENTION_DAYS;
 use self::parse::{
     parse_bool, parse_count, parse_duration, parse_http_url, parse_ingest_keys, parse_label_value, parse_log_filter,
     parse_loki_url_and_auth, parse_origins, parse_public_url, parse_retention_days, parse_share_secret, parse_size,
-    parse_store, parse_viewer_tokens,
+    parse_store, parse_viewer_session_ttl, parse_viewer_tokens,
 };
 pub use self::settings::Settings;
 
@@ -120,6 +120,8 @@ pub struct Limits {
     pub max_session_bytes: u64,
     /// Deepest JSON nesting accepted in a replay chunk.
     pub max_replay_depth: usize,
+    /// How long a viewer sign-in (session cookie) lasts.
+    pub viewer_session_ttl: Duration,
     /// Request body bytes all requests together may hold in memory.
     pub max_inflight_bytes: usize,
 }
@@ -314,6 +316,7 @@ impl Config {
                 as u64,
             max_replay_depth: parse_count("OBSERVER_MAX_REPLAY_DEPTH", s.max_replay_depth.as_deref(), 1000, 2)?,
             max_inflight_bytes: parse_size("OBSERVER_MAX_INFLIGHT_BYTES", s.max_inflight_bytes.as_deref(), 48 * MIB)?,
+            viewer_session_ttl: parse_viewer_session_ttl(s.viewer_session_ttl.as_deref())?,
         };
         if limits.max_inflight_bytes < limits.max_replay_body.max(limits.max_json_body) {
             return Err(invalid(

@@ -181,6 +181,20 @@ pub(super) fn parse_share_secret(raw: Option<&str>) -> Result<Option<Secret>, Co
     Ok(Some(Secret::new(secret)))
 }
 
+/// Bounds of `OBSERVER_VIEWER_SESSION_TTL`: long enough to be worth signing
+/// in, short enough that a cookie left on a shared machine dies.
+pub const MIN_VIEWER_SESSION_TTL: Duration = Duration::from_secs(60);
+pub const MAX_VIEWER_SESSION_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
+pub(super) fn parse_viewer_session_ttl(raw: Option<&str>) -> Result<Duration, ConfigError> {
+    const SETTING: &str = "OBSERVER_VIEWER_SESSION_TTL";
+    let ttl = parse_duration(SETTING, raw, Duration::from_secs(12 * 3600))?;
+    if !(MIN_VIEWER_SESSION_TTL..=MAX_VIEWER_SESSION_TTL).contains(&ttl) {
+        return Err(invalid(SETTING, "must be from 1m to 30d"));
+    }
+    Ok(ttl)
+}
+
 /// Without a setting, links point at this machine on the port listened on.
 pub(super) fn parse_public_url(raw: Option<&str>, listen: SocketAddr) -> Result<String, ConfigError> {
     const SETTING: &str = "OBSERVER_PUBLIC_URL";

@@ -102,6 +102,12 @@ pub struct Settings {
     #[serde(deserialize_with = "scalar")]
     pub share_secret: Option<String>,
 
+    /// How long a viewer stays signed in to the player in one browser
+    /// (`POST /api/observer/viewer/session`), from 1m to 30d. [default: 12h]
+    #[arg(long, env = "OBSERVER_VIEWER_SESSION_TTL", value_name = "DURATION")]
+    #[serde(deserialize_with = "scalar")]
+    pub viewer_session_ttl: Option<String>,
+
     /// Base URL people reach Observer at, for printed links (start-up
     /// viewer link, `observer share`). [default: http://localhost:8006]
     #[arg(long, env = "OBSERVER_PUBLIC_URL", value_name = "URL")]
@@ -345,6 +351,7 @@ impl Settings {
             ingest_keys,
             viewer_tokens,
             share_secret,
+            viewer_session_ttl,
             public_url,
             max_stream_chunks,
             max_json_body,

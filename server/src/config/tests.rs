@@ -15,6 +15,7 @@ fn defaults_are_the_embedded_mode() {
     assert_eq!(c.limits.max_replay_body, 5 * MIB);
     assert_eq!(c.limits.max_replay_decompressed, 50 * MIB);
     assert!(matches!(c.allowed_origins, AllowedOrigins::Any));
+    assert_eq!(c.limits.viewer_session_ttl, Duration::from_secs(12 * 3600));
 }
 
 #[test]
@@ -36,6 +37,9 @@ fn errors_name_the_setting() {
         (settings(|s| s.max_stream_chunks = Some("0".into())), "OBSERVER_MAX_STREAM_CHUNKS"),
         (settings(|s| s.fetch_concurrency = Some("0".into())), "OBSERVER_FETCH_CONCURRENCY"),
         (settings(|s| s.auth_failures_per_minute = Some("-1".into())), "OBSERVER_AUTH_FAILURES_PER_MINUTE"),
+        (settings(|s| s.viewer_session_ttl = Some("59s".into())), "OBSERVER_VIEWER_SESSION_TTL"),
+        (settings(|s| s.viewer_session_ttl = Some("31d".into())), "OBSERVER_VIEWER_SESSION_TTL"),
+        (settings(|s| s.viewer_session_ttl = Some("soon".into())), "OBSERVER_VIEWER_SESSION_TTL"),
         (settings(|s| s.auth_failures_per_minute = Some("99999999999".into())), "OBSERVER_AUTH_FAILURES_PER_MINUTE"),
     ];
     for (s, setting) in cases {

@@ -3,7 +3,7 @@
 //! | group  | paths                                   | layers                                  |
 //! |--------|-----------------------------------------|-----------------------------------------|
 //! | ingest | `/api/observer/{errors,events,replay-events}` | CORS, origin allow-list, ingest key, rate limit |
-//! | fetch  | `/api/observer/replays…`                | viewer auth (bearer / share token), auth-failure brake |
+//! | fetch  | `/api/observer/replays…`, `/api/observer/viewer/session` | viewer auth (bearer / share token / sign-in cookie), auth-failure brake |
 //! | player | `/replay/…`, `/observer.js`             | CSP, caching                            |
 //! | ops    | `/healthz`, `/readyz`, `/metrics`       | none                                    |
 //!
@@ -20,6 +20,7 @@ mod ops;
 mod player;
 mod replay;
 mod replays_fetch;
+mod viewer_session;
 
 use std::time::{Duration, Instant};
 
@@ -35,7 +36,7 @@ use tower::ServiceBuilder;
 use tower_http::{
     catch_panic::CatchPanicLayer,
     cors::{AllowOrigin, CorsLayer},
-    sensitive_headers::SetSensitiveRequestHeadersLayer,
+    sensitive_headers::{SetSensitiveRequestHeadersLayer, SetSensitiveResponseHeadersLayer},
     set_header::SetResponseHeaderLayer,
     timeout::TimeoutLayer,
     trace::{DefaultOnFailure, TraceLayer},
@@ -76,16 +77,18 @@ pub fn router(state: AppState) -> Router {
             .layer(catch_panic())
             .layer(timeout(&state)));
 
-    // Viewer-facing replay fetch API: viewer auth (bearer or share token) in
-    // the handlers' extractor, which also applies the per-IP brake on failed
-    // authentications (rate_limit::auth_failures); no CORS (same-origin
-    // player only).
+    // Viewer-facing replay fetch API: viewer auth (bearer, share token or
+    // sign-in cookie) in the handlers' extractor, which also applies the
+    // per-IP brake on failed authentications (rate_limit::auth_failures); no
+    // CORS (same-origin player only), so other sites' scripts cannot send
+    // a bearer or a DELETE here (no preflight is ever granted).
     let fetch = Router::new()
         .route("/api/observer/replays",                              replays_fetch::list_sessions())
         .route("/api/observer/replays/{session_id}",                 replays_fetch::get_manifest())
         .route("/api/observer/replays/{session_id}/chunks/{seq}",    replays_fetch::get_chunk())
         .route("/api/observer/replays/{session_id}/events",          replays_fetch::stream_session_events())
         .route("/api/observer/replays/{session_id}/share",           replays_fetch::create_share_link())
+        .route("/api/observer/viewer/session",                       viewer_session::route())
         // Chunks hold recorded (client-crafted) markup: a browser opening an
         // API URL directly must never sniff or render it as a page.
         .layer(ServiceBuilder::new()
@@ -118,7 +121,8 @@ pub fn router(state: AppState) -> Router {
         .layer(ServiceBuilder::new()
             .layer(middleware::from_fn_with_state(state.clone(), record_http_metrics))
             // Before tracing, so tokens never reach the logs.
-            .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, INGEST_KEY_HEADER]))
+            .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, header::COOKIE, INGEST_KEY_HEADER]))
+            .layer(SetSensitiveResponseHeadersLayer::new([header::SET_COOKIE]))
             // 5xx are logged where they happen (`ApiError`: 500 at error
             // level, 503 refusals at debug); tower-http's default would log
             // every 503 at error level, a log flood under overload or attack.

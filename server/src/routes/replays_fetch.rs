@@ -2,14 +2,15 @@
 //!
 //! | method | path | access | answer |
 //! |---|---|---|---|
-//! | GET  | `/api/observer/replays?limit=50&cursor=…` | viewer token | `SessionsResponse`, newest first |
-//! | GET  | `/api/observer/replays/{session_id}` | viewer or share token | `ManifestResponse` |
-//! | GET  | `/api/observer/replays/{session_id}/chunks/{seq}` | viewer or share token | the chunk's JSON array |
-//! | GET  | `/api/observer/replays/{session_id}/events` | viewer or share token | the session's events, one JSON array, streamed |
-//! | POST | `/api/observer/replays/{session_id}/share` | viewer token | `ShareResponse` |
+//! | GET  | `/api/observer/replays?limit=50&cursor=…` | viewer token or sign-in cookie | `SessionsResponse`, newest first |
+//! | GET  | `/api/observer/replays/{session_id}` | viewer or share token, sign-in cookie | `ManifestResponse` |
+//! | GET  | `/api/observer/replays/{session_id}/chunks/{seq}` | viewer or share token, sign-in cookie | the chunk's JSON array |
+//! | GET  | `/api/observer/replays/{session_id}/events` | viewer or share token, sign-in cookie | the session's events, one JSON array, streamed |
+//! | POST | `/api/observer/replays/{session_id}/share` | viewer token, in the header | `ShareResponse` |
 //!
 //! - Access: `Authorization: Bearer <token>`; a share token may also come
-//!   as `?token=`, a viewer token never (see `auth::viewer`). Checked before
+//!   as `?token=`, a viewer token never; without either, the sign-in
+//!   cookie (see `auth::viewer`, `auth::viewer_session`). Checked before
 //!   the store is touched: 401 `unauthorized`, `token_expired` or
 //!   `token_invalid`, whether or not the session exists. Then a bad id, seq,
 //!   limit, cursor or TTL is a 400. Too many 401s from one client IP
@@ -272,7 +273,7 @@ async fn share_session(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    access.require_viewer()?;
+    access.require_viewer_token()?;
     let raw_id = params.iter().find_map(|(name, value)| (name == "session_id").then_some(value)).unwrap_or("");
     let session_id = crate::payload::SessionId::parse(raw_id)
         .ok_or_else(|| ApiError::invalid_fields(vec![FieldError::new(None, "session_id", crate::payload::ID_RULE)]))?;

@@ -22,3 +22,4 @@ mod replay_fetch;
 mod retention;
 mod secrets;
 mod shutdown;
+mod viewer_session;
