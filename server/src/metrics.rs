@@ -3,6 +3,8 @@
 //! Label values are enums, so the number of series is fixed at compile time
 //! whatever clients send. Names use the `observer_` prefix and base units.
 
+mod process;
+
 use prometheus_client::{
     encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder},
     metrics::{
@@ -197,6 +199,12 @@ label_enum!(
     }
 );
 
+/// `observer_build_info`: constant 1, the running version as a label.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct BuildLabels {
+    pub version: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct CloseLabels {
     pub reason: CloseReason,
@@ -275,6 +283,7 @@ pub struct Metrics {
     pub replay_received_bytes: Counter,
     pub replay_decompressed_bytes: Counter,
     pub replay_compression_ratio: Histogram,
+    pub replay_chunk_size: Histogram,
     pub store_duration: HistogramFamily<StoreLabels>,
     pub store_failures: Family<StoreLabels, Counter>,
     pub parse_waiting: Gauge,
@@ -292,6 +301,7 @@ pub struct Metrics {
     pub connections_closed: Family<CloseLabels, Counter>,
     pub inflight_body_bytes: Gauge,
     pub overload_refused: Family<OverloadLabels, Counter>,
+    pub build_info: Family<BuildLabels, Gauge>,
 }
 
 impl Metrics {
@@ -309,6 +319,8 @@ impl Metrics {
             replay_received_bytes: Counter::default(),
             replay_decompressed_bytes: Counter::default(),
             replay_compression_ratio: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
+            // 1 KiB .. 8 MiB: the SDK's chunks are tens of KiB, the limit is 5 MiB.
+            replay_chunk_size: Histogram::new(exponential_buckets(1024.0, 2.0, 14)),
             store_duration: HistogramFamily::new_with_constructor(latency_histogram),
             store_failures: Family::default(),
             parse_waiting: Gauge::default(),
@@ -326,7 +338,10 @@ impl Metrics {
             connections_closed: Family::default(),
             inflight_body_bytes: Gauge::default(),
             overload_refused: Family::default(),
+            build_info: Family::default(),
         };
+        m.build_info.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION").to_owned() }).set(1);
+        registry.register_collector(Box::new(process::ProcessCollector));
         let r = registry.sub_registry_with_prefix("observer");
         r.register("http_requests", "HTTP requests answered, by route and status", m.http_requests.clone());
         r.register_with_unit(
@@ -364,6 +379,12 @@ impl Metrics {
             "Replay chunk bytes accepted after decompression",
             Unit::Bytes,
             m.replay_decompressed_bytes.clone(),
+        );
+        r.register_with_unit(
+            "replay_chunk_size",
+            "Size of accepted replay chunks as received (compressed), first copies only",
+            Unit::Bytes,
+            m.replay_chunk_size.clone(),
         );
         r.register(
             "replay_compression_ratio",
@@ -425,6 +446,11 @@ impl Metrics {
             "overload_refusals",
             "Ingestion requests answered 503 because a memory bound was reached, by bound",
             m.overload_refused.clone(),
+        );
+        r.register(
+            "build_info",
+            "Constant 1; the running Observer's version as the `version` label",
+            m.build_info.clone(),
         );
         m
     }
