@@ -23,6 +23,9 @@ macro_rules! label_enum {
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum $name { $($(#[$vmeta])* $variant),* }
         impl $name {
+            /// Every value, to create each series at 0 up front.
+            pub const ALL: &[$name] = &[$($name::$variant),*];
+
             pub fn as_str(self) -> &'static str {
                 match self { $($name::$variant => $text),* }
             }
@@ -341,6 +344,7 @@ impl Metrics {
             build_info: Family::default(),
         };
         m.build_info.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION").to_owned() }).set(1);
+        m.create_failure_series();
         registry.register_collector(Box::new(process::ProcessCollector));
         let r = registry.sub_registry_with_prefix("observer");
         r.register("http_requests", "HTTP requests answered, by route and status", m.http_requests.clone());
@@ -453,6 +457,44 @@ impl Metrics {
             m.build_info.clone(),
         );
         m
+    }
+
+    /// Creates every series of the refusal and failure families at 0, as
+    /// Prometheus' instrumentation guide asks ("avoid missing metrics"):
+    /// otherwise they appear only on the first failure, and `rate()`, the
+    /// dashboards and alert rules see "no data" instead of 0. Their labels are
+    /// enums, so this is a fixed, small set (about 70 series).
+    fn create_failure_series(&self) {
+        for &route in &[Route::Errors, Route::Events, Route::ReplayEvents] {
+            for &reason in RejectReason::ALL {
+                self.rejected.get_or_create(&RejectLabels { route, reason }).inc_by(0);
+            }
+        }
+        for &r#type in EventType::ALL {
+            self.events_accepted.get_or_create(&EventTypeLabels { r#type }).inc_by(0);
+        }
+        for &operation in StoreOperation::ALL {
+            self.store_failures.get_or_create(&StoreLabels { operation }).inc_by(0);
+        }
+        for &kind in RecordKind::ALL {
+            self.queue_full.get_or_create(&KindLabels { kind }).inc_by(0);
+            self.records_enqueued.get_or_create(&KindLabels { kind }).inc_by(0);
+        }
+        for &reason in UndeliveredReason::ALL {
+            self.records_undelivered.get_or_create(&UndeliveredLabels { reason }).inc_by(0);
+        }
+        for &outcome in PushOutcome::ALL {
+            self.loki_pushes.get_or_create(&PushLabels { outcome }).inc_by(0);
+        }
+        for &reason in PushFailureReason::ALL {
+            self.loki_push_failures.get_or_create(&PushFailureLabels { reason }).inc_by(0);
+        }
+        for &reason in CloseReason::ALL {
+            self.connections_closed.get_or_create(&CloseLabels { reason }).inc_by(0);
+        }
+        for &reason in Overload::ALL {
+            self.overload_refused.get_or_create(&OverloadLabels { reason }).inc_by(0);
+        }
     }
 
     pub fn connection_closed(&self, reason: CloseReason) {

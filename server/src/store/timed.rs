@@ -162,7 +162,7 @@ mod tests {
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }
-        assert!(!text.contains("observer_store_operation_failures_total{operation=\"put\"}"), "{text}");
+        assert!(text.contains("observer_store_operation_failures_total{operation=\"put\"} 0\n"), "{text}");
     }
 
     /// A store whose check never answers.
