@@ -1,5 +1,6 @@
-//! Every PromQL expression in `dashboards/*.json` (panels and variables) and
-//! in `deploy/prometheus/rules/*.yml` (when there are any) parses and
+//! Every PromQL expression in `dashboards/*.json` (panels and variables), in
+//! `deploy/prometheus/rules/*.yml` (when there are any) and in the ```promql
+//! blocks of `docs/` parses and
 //! type-checks with `promql-parser`, after Grafana's macros and variables are
 //! substituted, and every metric it names is on the real binary's `/metrics`
 //! after ordinary traffic (an error, an event batch, a replay chunk, a Loki
@@ -157,6 +158,32 @@ fn rule_queries() -> (Vec<Query>, HashSet<String>) {
     (out, recorded)
 }
 
+/// The ```promql blocks of docs/*.md: one expression per line, `#` lines
+/// are comments, an indented line continues the expression above.
+fn doc_queries() -> Vec<Query> {
+    let mut out: Vec<Query> = Vec::new();
+    let dir = repo_root().join("docs");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    for file in files.iter().filter(|p| p.extension().is_some_and(|x| x == "md")) {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(file).unwrap();
+        for block in text.split("```promql\n").skip(1) {
+            let block = block.split("```").next().unwrap_or_default();
+            for line in block.lines().filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#')) {
+                match out.last_mut() {
+                    Some(last) if line.starts_with(char::is_whitespace) => {
+                        last.expr.push(' ');
+                        last.expr.push_str(line.trim());
+                    }
+                    _ => out.push(Query { origin: format!("docs/{name}"), expr: line.trim().to_owned() }),
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Metric names an expression selects.
 #[derive(Default)]
 struct MetricNames(BTreeSet<String>);
@@ -233,6 +260,8 @@ async fn dashboard_and_rule_expressions_parse_and_name_exposed_metrics() {
     let dashboards = dashboard_queries();
     assert!(!dashboards.is_empty(), "dashboards/ has no Prometheus expression");
     let (rules, recorded) = rule_queries();
+    let docs = doc_queries();
+    assert!(docs.len() >= 10, "docs/metrics.md has PromQL recipes");
     let text = metrics_after_traffic().await;
     let exposed = exposed_names(&text);
     for must in
@@ -243,7 +272,7 @@ async fn dashboard_and_rule_expressions_parse_and_name_exposed_metrics() {
 
     let mut problems = Vec::new();
     let mut checked = 0;
-    for q in dashboards.iter().chain(&rules) {
+    for q in dashboards.iter().chain(&rules).chain(&docs) {
         let expr = match parser::parse(&q.expr) {
             Ok(expr) => expr,
             Err(e) => {
