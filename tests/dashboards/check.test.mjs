@@ -34,8 +34,10 @@ for (const { file, json } of dashboards) {
   test(`${file}: ids, datasources, variables and links`, () => {
     report(checkStructure(json, { routes, doc }));
   });
-  test(`${file}: every Loki expression parses and names only documented labels and fields`, () => {
-    report(checkLokiQueries(json, doc));
+  test(`${file}: every Loki expression parses and names only documented labels and fields`, (t) => {
+    const used = new Set();
+    report(checkLokiQueries(json, doc, used));
+    if (used.size) t.diagnostic(`labels and fields used: ${[...used].sort().join(', ')}`);
   });
 }
 

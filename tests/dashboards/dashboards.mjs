@@ -183,7 +183,7 @@ export function checkStructure(dashboard, { routes, doc }) {
 }
 
 /** Problems of every Loki query of a dashboard. */
-export function checkLokiQueries(dashboard, doc) {
+export function checkLokiQueries(dashboard, doc, used = new Set()) {
   const problems = [];
   const values = variableValues(dashboard);
   for (const q of queriesOf(dashboard)) {
@@ -198,7 +198,7 @@ export function checkLokiQueries(dashboard, doc) {
     }
     const subst = [];
     const expr = substitute(q.expr, values, subst);
-    const found = [...subst, ...checkLogql(expr, doc, { instant: q.instant })];
+    const found = [...subst, ...checkLogql(expr, doc, { instant: q.instant, used })];
     if (q.panelType === 'logs' && q.instant) found.push('a logs panel needs a range query');
     problems.push(...found.map((p) => `${q.where}: ${p}\n    ${q.expr}`));
   }

@@ -69,9 +69,10 @@ function matcherIsSelective(op, value) {
 /**
  * Parses one Loki expression (Grafana macros and variables already
  * substituted) and returns its problems as strings; `instant` says the
- * panel runs it as an instant query.
+ * panel runs it as an instant query; every label and field it names is
+ * added to `used`.
  */
-export function checkLogql(expr, doc, { instant = false } = {}) {
+export function checkLogql(expr, doc, { instant = false, used = new Set() } = {}) {
   const problems = [];
   const text = (n) => expr.slice(n.from, n.to);
   const tree = parser.parse(expr);
@@ -98,6 +99,7 @@ export function checkLogql(expr, doc, { instant = false } = {}) {
       problems.push(`stream selector ${text(selector)} has no matcher that excludes the empty value; Loki refuses it`);
     }
     for (const m of matchers) {
+      used.add(m.label);
       if (!doc.streamLabels.has(m.label)) {
         problems.push(`stream selector uses "${m.label}", which is not a stream label in docs/logs.md (ids belong after the selector)`);
       }
@@ -121,6 +123,7 @@ export function checkLogql(expr, doc, { instant = false } = {}) {
   const known = nameChecker(doc, [...kinds]);
   const created = new Set();
   const use = (name, where) => {
+    used.add(name);
     if (BUILTIN_LABELS.has(name) || created.has(name)) return;
     if (!known(name).ok) {
       problems.push(`${where} "${name}" is not a label, structured metadata or field of kind ${[...kinds].join('|')} records in docs/logs.md`);
