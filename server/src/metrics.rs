@@ -3,6 +3,8 @@
 //! Label values are enums, so the number of series is fixed at compile time
 //! whatever clients send. Names use the `observer_` prefix and base units.
 
+mod process;
+
 use prometheus_client::{
     encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder},
     metrics::{
@@ -21,8 +23,8 @@ macro_rules! label_enum {
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum $name { $($(#[$vmeta])* $variant),* }
         impl $name {
-            #[allow(dead_code)]
-            pub const ALL: &'static [$name] = &[$($name::$variant),*];
+            /// Every value, to create each series at 0 up front.
+            pub const ALL: &[$name] = &[$($name::$variant),*];
 
             pub fn as_str(self) -> &'static str {
                 match self { $($name::$variant => $text),* }
@@ -202,6 +204,12 @@ label_enum!(
     }
 );
 
+/// `observer_build_info`: constant 1, the running version as a label.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct BuildLabels {
+    pub version: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct CloseLabels {
     pub reason: CloseReason,
@@ -280,6 +288,7 @@ pub struct Metrics {
     pub replay_received_bytes: Counter,
     pub replay_decompressed_bytes: Counter,
     pub replay_compression_ratio: Histogram,
+    pub replay_chunk_size: Histogram,
     pub store_duration: HistogramFamily<StoreLabels>,
     pub store_failures: Family<StoreLabels, Counter>,
     pub parse_waiting: Gauge,
@@ -299,6 +308,7 @@ pub struct Metrics {
     pub overload_refused: Family<OverloadLabels, Counter>,
     pub retention_sessions_deleted: Counter,
     pub retention_configured: Gauge,
+    pub build_info: Family<BuildLabels, Gauge>,
 }
 
 impl Metrics {
@@ -316,6 +326,8 @@ impl Metrics {
             replay_received_bytes: Counter::default(),
             replay_decompressed_bytes: Counter::default(),
             replay_compression_ratio: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
+            // 1 KiB .. 8 MiB: the SDK's chunks are tens of KiB, the limit is 5 MiB.
+            replay_chunk_size: Histogram::new(exponential_buckets(1024.0, 2.0, 14)),
             store_duration: HistogramFamily::new_with_constructor(latency_histogram),
             store_failures: Family::default(),
             parse_waiting: Gauge::default(),
@@ -335,7 +347,11 @@ impl Metrics {
             overload_refused: Family::default(),
             retention_sessions_deleted: Counter::default(),
             retention_configured: Gauge::default(),
+            build_info: Family::default(),
         };
+        m.build_info.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION").to_owned() }).set(1);
+        m.create_failure_series();
+        registry.register_collector(Box::new(process::ProcessCollector));
         let r = registry.sub_registry_with_prefix("observer");
         r.register("http_requests", "HTTP requests answered, by route and status", m.http_requests.clone());
         r.register_with_unit(
@@ -373,6 +389,12 @@ impl Metrics {
             "Replay chunk bytes accepted after decompression",
             Unit::Bytes,
             m.replay_decompressed_bytes.clone(),
+        );
+        r.register_with_unit(
+            "replay_chunk_size",
+            "Size of accepted replay chunks as received (compressed), first copies only",
+            Unit::Bytes,
+            m.replay_chunk_size.clone(),
         );
         r.register(
             "replay_compression_ratio",
@@ -446,34 +468,49 @@ impl Metrics {
              local sweep is on), 0 when not or not known yet",
             m.retention_configured.clone(),
         );
-        m.start_failure_series_at_zero();
+        r.register(
+            "build_info",
+            "Constant 1; the running Observer's version as the `version` label",
+            m.build_info.clone(),
+        );
         m
     }
 
-    /// Failure counters are exposed at 0 from the start instead of appearing
-    /// with their first failure: `increase()` and `rate()` cannot see a
-    /// series' first value, so an alert on a one-off burst (one batch Loki
-    /// rejected) would never fire, and dashboards would show "no data"
-    /// instead of 0 (deploy/prometheus/rules/observer-alerts.yml).
-    fn start_failure_series_at_zero(&self) {
-        // `get_or_create` makes the series; its read guard is released at once.
-        for &reason in UndeliveredReason::ALL {
-            drop(self.records_undelivered.get_or_create(&UndeliveredLabels { reason }));
+    /// Creates every series of the refusal and failure families at 0, as
+    /// Prometheus' instrumentation guide asks ("avoid missing metrics"):
+    /// otherwise they appear only on the first failure, and `rate()`, the
+    /// dashboards and alert rules see "no data" instead of 0. Their labels are
+    /// enums, so this is a fixed, small set (about 70 series).
+    fn create_failure_series(&self) {
+        for &route in &[Route::Errors, Route::Events, Route::ReplayEvents] {
+            for &reason in RejectReason::ALL {
+                self.rejected.get_or_create(&RejectLabels { route, reason }).inc_by(0);
+            }
         }
-        for &kind in RecordKind::ALL {
-            drop(self.queue_full.get_or_create(&KindLabels { kind }));
-        }
-        for &outcome in PushOutcome::ALL {
-            drop(self.loki_pushes.get_or_create(&PushLabels { outcome }));
-        }
-        for &reason in PushFailureReason::ALL {
-            drop(self.loki_push_failures.get_or_create(&PushFailureLabels { reason }));
+        for &r#type in EventType::ALL {
+            self.events_accepted.get_or_create(&EventTypeLabels { r#type }).inc_by(0);
         }
         for &operation in StoreOperation::ALL {
-            drop(self.store_failures.get_or_create(&StoreLabels { operation }));
+            self.store_failures.get_or_create(&StoreLabels { operation }).inc_by(0);
+        }
+        for &kind in RecordKind::ALL {
+            self.queue_full.get_or_create(&KindLabels { kind }).inc_by(0);
+            self.records_enqueued.get_or_create(&KindLabels { kind }).inc_by(0);
+        }
+        for &reason in UndeliveredReason::ALL {
+            self.records_undelivered.get_or_create(&UndeliveredLabels { reason }).inc_by(0);
+        }
+        for &outcome in PushOutcome::ALL {
+            self.loki_pushes.get_or_create(&PushLabels { outcome }).inc_by(0);
+        }
+        for &reason in PushFailureReason::ALL {
+            self.loki_push_failures.get_or_create(&PushFailureLabels { reason }).inc_by(0);
+        }
+        for &reason in CloseReason::ALL {
+            self.connections_closed.get_or_create(&CloseLabels { reason }).inc_by(0);
         }
         for &reason in Overload::ALL {
-            drop(self.overload_refused.get_or_create(&OverloadLabels { reason }));
+            self.overload_refused.get_or_create(&OverloadLabels { reason }).inc_by(0);
         }
     }
 

@@ -129,6 +129,7 @@ async fn ingest_replay_chunk(
         m.replay_chunks_duplicate.inc();
     } else {
         m.replay_received_bytes.inc_by(received_bytes as u64);
+        m.replay_chunk_size.observe(received_bytes as f64);
         m.replay_decompressed_bytes.inc_by(decompressed_bytes as u64);
         if was_gzip {
             m.replay_compression_ratio.observe(decompressed_bytes as f64 / received_bytes.max(1) as f64);

@@ -16,6 +16,7 @@ mod ingest_limits;
 mod ingest_memory;
 mod ingest_replay;
 mod metrics;
+mod promql_queries;
 mod readme_examples;
 mod rejections;
 mod replay_fetch;
