@@ -110,7 +110,7 @@ async fn health_and_readiness() {
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["checks"]["store"], "ok");
-    assert_eq!(body["checks"]["queue_capacity"], "ok");
+    assert_eq!(body["checks"]["spool"], "ok");
 }
 
 #[tokio::test]
