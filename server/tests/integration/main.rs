@@ -19,3 +19,4 @@ mod rejections;
 mod replay_fetch;
 mod secrets;
 mod shutdown;
+mod spool_faults;
