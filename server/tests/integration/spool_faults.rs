@@ -210,6 +210,12 @@ async fn s3_down_and_sigkill_every_acknowledged_chunk_is_stored_once() {
             acknowledged.insert((session.clone(), seq));
         }
     }
+    // A session that starts during the outage is acknowledged too.
+    let late = unique_id("s3-late");
+    for seq in 0..2 {
+        assert_eq!(post_chunk(&server, &late, seq).await, 202, "a new session during the outage");
+        acknowledged.insert((late.clone(), seq));
+    }
     assert!(server.metric(r#"observer_spool_items{target="s3"}"#).await >= 1.0);
     // A re-send of a spooled chunk is an idempotent 202, not a second copy.
     assert_eq!(post_chunk(&server, &sessions[0], 5).await, 202);
