@@ -294,7 +294,11 @@ impl From<crate::delivery::DeliveryError> for ApiError {
     fn from(e: crate::delivery::DeliveryError) -> Self {
         match e {
             crate::delivery::DeliveryError::QueueFull { retry_after } => {
-                ApiError::Unavailable { what: "the log delivery queue", retry_after }
+                ApiError::Unavailable { what: "the disk spool", retry_after }
+            }
+            crate::delivery::DeliveryError::Storage(why) => {
+                tracing::error!(error = %why, "the disk spool failed");
+                ApiError::Unavailable { what: "the disk spool", retry_after: Duration::from_secs(10) }
             }
             crate::delivery::DeliveryError::Closed => {
                 ApiError::Unavailable { what: "the server is shutting down and", retry_after: Duration::from_secs(5) }

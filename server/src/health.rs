@@ -1,6 +1,6 @@
 //! Liveness and readiness.
 //!
-//! Probes (replay store, Loki when configured, delivery queue room) run in a
+//! Probes (replay store, Loki when configured, disk spool room) run in a
 //! background loop, each under a timeout, and publish their result; `/readyz`
 //! only reads it, so a flood of probes cannot load S3 or Loki. A result older
 //! than three intervals counts as a failure, and readiness turns off as soon
@@ -20,7 +20,8 @@ use std::{
 };
 
 use crate::{
-    delivery::{LokiHealth, RecordQueue},
+    delivery::LokiHealth,
+    spool::Spool,
     store::{
         ReplayStore,
         retention::{RetentionReport, RetentionStatus},
@@ -29,9 +30,10 @@ use crate::{
 
 const PROBE_INTERVAL: Duration = Duration::from_secs(5);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
-/// Above this share of the delivery queue in use, the instance is not ready
-/// (a load balancer should send traffic elsewhere before it answers 503s).
-const QUEUE_READY_MAX_FILL: f64 = 0.9;
+/// Above this share of `OBSERVER_SPOOL_MAX_BYTES` in use, the instance is
+/// not ready (a load balancer should send traffic elsewhere before it
+/// answers 503s).
+const SPOOL_READY_MAX_FILL: f64 = 0.9;
 
 /// Outcome of one round of probes: each check's name and its failure, if any.
 #[derive(Debug, Clone)]
@@ -49,7 +51,7 @@ pub struct Readiness {
 }
 
 impl Readiness {
-    pub fn start(store: Arc<dyn ReplayStore>, loki: Option<LokiHealth>, queue: RecordQueue) -> Readiness {
+    pub fn start(store: Arc<dyn ReplayStore>, loki: Option<LokiHealth>, spool: Spool) -> Readiness {
         let readiness = Readiness {
             report: Arc::new(RwLock::new(None)),
             shutting_down: Arc::new(AtomicBool::new(false)),
@@ -64,7 +66,7 @@ impl Readiness {
                 if published.shutting_down.load(Ordering::Relaxed) {
                     break;
                 }
-                let report = probe(store.as_ref(), loki.as_ref(), &queue).await;
+                let report = probe(store.as_ref(), loki.as_ref(), &spool).await;
                 if let Ok(mut slot) = published.report.write() {
                     *slot = Some(report);
                 }
@@ -104,7 +106,7 @@ impl Readiness {
     }
 }
 
-async fn probe(store: &dyn ReplayStore, loki: Option<&LokiHealth>, queue: &RecordQueue) -> ProbeReport {
+async fn probe(store: &dyn ReplayStore, loki: Option<&LokiHealth>, spool: &Spool) -> ProbeReport {
     let store_check = async {
         match tokio::time::timeout(PROBE_TIMEOUT, store.check()).await {
             Ok(result) => result.map_err(|e| e.to_string()),
@@ -125,10 +127,19 @@ async fn probe(store: &dyn ReplayStore, loki: Option<&LokiHealth>, queue: &Recor
     if let Some(result) = loki_result {
         checks.push(("loki", result));
     }
-    let fill = queue.fill_ratio();
+    let fill = spool.fill_ratio();
     checks.push((
-        "queue_capacity",
-        if fill <= QUEUE_READY_MAX_FILL { Ok(()) } else { Err(format!("delivery queue is {:.0}% full", fill * 100.0)) },
+        "spool",
+        if fill <= SPOOL_READY_MAX_FILL {
+            Ok(())
+        } else {
+            Err(format!(
+                "the disk spool is {:.0}% full ({} records, {} chunks waiting)",
+                fill * 100.0,
+                spool.record_backlog(),
+                spool.chunk_backlog()
+            ))
+        },
     ));
     ProbeReport { checked_at: Instant::now(), checks }
 }

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod payload;
 pub mod rate_limit;
 pub mod routes;
+pub mod spool;
 pub mod state;
 pub mod store;
 
@@ -22,12 +23,21 @@ use std::{future::Future, sync::Arc};
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
-use crate::{config::Config, connections::ConnectionSettings, health::Readiness, metrics::Metrics, state::AppState};
+use crate::{
+    config::Config,
+    connections::ConnectionSettings,
+    health::Readiness,
+    metrics::{DeliveryTarget, Metrics},
+    spool::{ChunkIntake, Spool, SpooledStore},
+    state::AppState,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error(transparent)]
     Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Spool(#[from] spool::SpoolError),
     #[error("server failed: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -44,20 +54,29 @@ pub async fn serve(
     let config = Arc::new(config);
     let mut registry = Registry::default();
     let metrics = Arc::new(Metrics::new(&mut registry));
-    let store = store::open(&config.store, metrics.clone()).await?;
-    let (queue, delivery) = delivery::start(&config, metrics.clone());
+    let backend = store::open(&config.store, metrics.clone()).await?;
+    let spool = open_spool(&config, metrics.clone()).await?;
+    // The fetch API reads chunks still in the spool too; the uploader moves
+    // them to the backend (only S3 chunks are spooled, but whatever a run
+    // left behind is moved to the backend configured now).
+    let store: Arc<dyn store::ReplayStore> = Arc::new(SpooledStore::new(backend.clone(), spool.clone()));
+    let s3 = matches!(config.store, config::StoreConfig::S3 { .. });
+    let chunks = ChunkIntake::new(backend.clone(), s3.then(|| spool.clone()), Arc::new(spool.clone()), metrics.clone());
+    let delivery = delivery::start(&config, spool.clone());
+    let upload = spool::upload::spawn(spool.clone(), backend, config.spool.max_age);
     let retention = store::retention::start(&config.store, &config.retention, metrics.clone());
     let readiness =
-        Readiness::start(store.clone(), delivery.loki_health(), queue.clone()).with_retention(retention.status());
+        Readiness::start(store.clone(), delivery.loki_health(), spool.clone()).with_retention(retention.status());
     tracing::info!(
         listen = %listener.local_addr()?,
         store = %store.describe(),
         logs = %config.loki.as_ref().map_or("stdout (JSON lines)".to_owned(), |l| format!("Loki at {}", l.url)),
+        spool = %config.spool.dir.display(),
         ingest_keys = config.ingest_keys.len(),
         "observer started"
     );
     let connection_metrics = metrics.clone();
-    let state = AppState::new(config.clone(), store, queue, metrics, Arc::new(registry), readiness.clone());
+    let state = AppState::new(config.clone(), store, spool, chunks, metrics, Arc::new(registry), readiness.clone());
     let app = routes::router(state);
 
     // One deadline, set when the signal arrives, covers both finishing
@@ -94,8 +113,18 @@ pub async fn serve(
     // Whatever happened to the listener, queued records get their chance.
     let deadline = *deadline_rx.borrow();
     let remaining = deadline.map_or(timeout, |d| d.saturating_duration_since(tokio::time::Instant::now()));
-    delivery.shutdown(remaining.max(std::time::Duration::from_secs(1))).await;
+    let remaining = remaining.max(std::time::Duration::from_secs(1));
+    tokio::join!(delivery.shutdown(remaining), upload.shutdown(remaining));
     served?;
     tracing::info!("shutdown complete");
     Ok(())
+}
+
+/// Opens the disk spool (blocking file I/O, off the async threads).
+async fn open_spool(config: &Config, metrics: Arc<Metrics>) -> Result<Spool, spool::SpoolError> {
+    let target = if config.loki.is_some() { DeliveryTarget::Loki } else { DeliveryTarget::Stdout };
+    let (dir, max_bytes) = (config.spool.dir.clone(), config.spool.max_bytes);
+    tokio::task::spawn_blocking(move || Spool::open(&dir, max_bytes, target, metrics))
+        .await
+        .map_err(|e| spool::SpoolError::Storage(e.to_string()))?
 }

@@ -5,6 +5,8 @@
 
 mod process;
 
+use std::sync::atomic::AtomicU64;
+
 use prometheus_client::{
     encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder},
     metrics::{
@@ -177,6 +179,55 @@ label_enum!(
 );
 
 label_enum!(
+    /// Where the disk spool delivers an item.
+    DeliveryTarget {
+        Loki => "loki",
+        Stdout => "stdout",
+        S3 => "s3",
+    }
+);
+
+label_enum!(
+    /// Why one delivery attempt from the spool failed.
+    DeliveryFailure {
+        /// Loki 401; retried.
+        Unauthorized => "unauthorized",
+        /// Loki 403; retried.
+        Forbidden => "forbidden",
+        /// Loki 404; retried.
+        NotFound => "not_found",
+        /// Loki 429; retried.
+        RateLimited => "rate_limited",
+        /// Loki 5xx or 408; retried.
+        Unavailable => "unavailable",
+        /// No answer from Loki; retried.
+        Transport => "transport",
+        /// Loki refused the content (400): those records are dropped.
+        Invalid => "invalid",
+        /// The S3 put failed; retried.
+        Store => "store",
+        /// S3 holds other events under the chunk's key: the chunk is dropped.
+        Conflict => "conflict",
+        /// Writing to stdout failed: the records are dropped.
+        Io => "io",
+    }
+);
+
+impl From<PushFailureReason> for DeliveryFailure {
+    fn from(reason: PushFailureReason) -> DeliveryFailure {
+        match reason {
+            PushFailureReason::Unauthorized => DeliveryFailure::Unauthorized,
+            PushFailureReason::Forbidden => DeliveryFailure::Forbidden,
+            PushFailureReason::NotFound => DeliveryFailure::NotFound,
+            PushFailureReason::RateLimited => DeliveryFailure::RateLimited,
+            PushFailureReason::Unavailable => DeliveryFailure::Unavailable,
+            PushFailureReason::Transport => DeliveryFailure::Transport,
+            PushFailureReason::Invalid => DeliveryFailure::Invalid,
+        }
+    }
+}
+
+label_enum!(
     /// Why a client connection ended (`observer_connections_closed_total`).
     CloseReason {
         /// The client or the HTTP exchange ended it (incl. graceful shutdown).
@@ -208,6 +259,17 @@ label_enum!(
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct BuildLabels {
     pub version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct TargetLabels {
+    pub target: DeliveryTarget,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct TargetFailureLabels {
+    pub target: DeliveryTarget,
+    pub reason: DeliveryFailure,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -293,7 +355,6 @@ pub struct Metrics {
     pub store_failures: Family<StoreLabels, Counter>,
     pub parse_waiting: Gauge,
     pub queue_records: Gauge,
-    pub queue_capacity: Gauge,
     pub queue_full: Family<KindLabels, Counter>,
     pub records_enqueued: Family<KindLabels, Counter>,
     pub records_delivered: Counter,
@@ -309,6 +370,14 @@ pub struct Metrics {
     pub retention_sessions_deleted: Counter,
     pub retention_configured: Gauge,
     pub build_info: Family<BuildLabels, Gauge>,
+    pub spool_bytes: Gauge,
+    pub spool_max_bytes: Gauge,
+    pub spool_items: Family<TargetLabels, Gauge>,
+    pub spool_oldest_age: Family<TargetLabels, Gauge<f64, AtomicU64>>,
+    pub spool_commits: Counter,
+    pub spool_expired: Family<TargetLabels, Counter>,
+    pub delivery_attempts: Family<TargetLabels, Counter>,
+    pub delivery_failures: Family<TargetFailureLabels, Counter>,
 }
 
 impl Metrics {
@@ -332,7 +401,6 @@ impl Metrics {
             store_failures: Family::default(),
             parse_waiting: Gauge::default(),
             queue_records: Gauge::default(),
-            queue_capacity: Gauge::default(),
             queue_full: Family::default(),
             records_enqueued: Family::default(),
             records_delivered: Counter::default(),
@@ -348,6 +416,14 @@ impl Metrics {
             retention_sessions_deleted: Counter::default(),
             retention_configured: Gauge::default(),
             build_info: Family::default(),
+            spool_bytes: Gauge::default(),
+            spool_max_bytes: Gauge::default(),
+            spool_items: Family::default(),
+            spool_oldest_age: Family::default(),
+            spool_commits: Counter::default(),
+            spool_expired: Family::default(),
+            delivery_attempts: Family::default(),
+            delivery_failures: Family::default(),
         };
         m.build_info.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION").to_owned() }).set(1);
         m.create_failure_series();
@@ -417,11 +493,14 @@ impl Metrics {
             "Error and event bodies waiting for a parsing thread (one per core)",
             m.parse_waiting.clone(),
         );
-        r.register("delivery_queue_records", "Records waiting for delivery to Loki or stdout", m.queue_records.clone());
-        r.register("delivery_queue_capacity", "Records the delivery queue can hold", m.queue_capacity.clone());
+        r.register(
+            "delivery_queue_records",
+            "Records waiting in the disk spool for delivery to Loki or stdout",
+            m.queue_records.clone(),
+        );
         r.register(
             "delivery_queue_full",
-            "Records refused with 503 because the delivery queue was full, by kind",
+            "Records refused with 503 because the disk spool was full, by kind",
             m.queue_full.clone(),
         );
         r.register("records_enqueued", "Records accepted for delivery, by kind", m.records_enqueued.clone());
@@ -473,6 +552,7 @@ impl Metrics {
             "Constant 1; the running Observer's version as the `version` label",
             m.build_info.clone(),
         );
+        m.register_spool(r);
         m
     }
 
@@ -512,6 +592,50 @@ impl Metrics {
         for &reason in Overload::ALL {
             self.overload_refused.get_or_create(&OverloadLabels { reason }).inc_by(0);
         }
+        for &target in DeliveryTarget::ALL {
+            self.spool_expired.get_or_create(&TargetLabels { target }).inc_by(0);
+            self.delivery_attempts.get_or_create(&TargetLabels { target }).inc_by(0);
+            for &reason in DeliveryFailure::ALL {
+                self.delivery_failures.get_or_create(&TargetFailureLabels { target, reason }).inc_by(0);
+            }
+        }
+    }
+
+    fn register_spool(&self, r: &mut Registry) {
+        r.register_with_unit(
+            "spool",
+            "Bytes of items in the disk spool (counted against OBSERVER_SPOOL_MAX_BYTES)",
+            Unit::Bytes,
+            self.spool_bytes.clone(),
+        );
+        r.register_with_unit("spool_max", "OBSERVER_SPOOL_MAX_BYTES", Unit::Bytes, self.spool_max_bytes.clone());
+        r.register("spool_items", "Items waiting in the disk spool, by target", self.spool_items.clone());
+        r.register_with_unit(
+            "spool_oldest_item_age",
+            "Age of the oldest item waiting in the disk spool, by target (0 when none)",
+            Unit::Seconds,
+            self.spool_oldest_age.clone(),
+        );
+        r.register("spool_commits", "Spool transactions committed (one fsync each)", self.spool_commits.clone());
+        r.register(
+            "spool_expired",
+            "Items dropped from the spool undelivered after OBSERVER_SPOOL_MAX_AGE, by target",
+            self.spool_expired.clone(),
+        );
+        r.register("delivery_attempts", "Delivery attempts from the spool, by target", self.delivery_attempts.clone());
+        r.register(
+            "delivery_failures",
+            "Failed delivery attempts from the spool, by target and reason",
+            self.delivery_failures.clone(),
+        );
+    }
+
+    pub fn delivery_attempt(&self, target: DeliveryTarget) {
+        self.delivery_attempts.get_or_create(&TargetLabels { target }).inc();
+    }
+
+    pub fn delivery_failed(&self, target: DeliveryTarget, reason: DeliveryFailure) {
+        self.delivery_failures.get_or_create(&TargetFailureLabels { target, reason }).inc();
     }
 
     pub fn connection_closed(&self, reason: CloseReason) {

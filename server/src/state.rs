@@ -7,12 +7,13 @@ use prometheus_client::registry::Registry;
 use crate::{
     auth::{IngestKeys, ShareSigner, ViewerSessions, ViewerTokens},
     config::{Config, Secret},
-    delivery::{RecordQueue, RecordSink},
+    delivery::RecordSink,
     health::Readiness,
     ingest::{inflight::InflightBudget, user_agent::UserAgentParser},
     metrics::Metrics,
     payload::ParsePool,
     rate_limit::{AuthFailureBrake, RateLimiter, SessionBytes, SessionRateLimiter},
+    spool::{ChunkIntake, Spool},
     store::ReplayStore,
 };
 
@@ -22,11 +23,12 @@ const USER_AGENT_CACHE_ENTRIES: usize = 10_000;
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
+    /// The replay store as the fetch API reads it (spooled chunks included).
     pub store: Arc<dyn ReplayStore>,
-    /// Where accepted records go (the delivery queue, or a test fake).
+    /// Where accepted records go (the disk spool, or a test fake).
     pub records: Arc<dyn RecordSink>,
-    /// The delivery queue itself, for its fill level.
-    pub queue: RecordQueue,
+    /// Where the replay route stores chunks (directly, or via the spool).
+    pub chunks: ChunkIntake,
     pub metrics: Arc<Metrics>,
     pub registry: Arc<Registry>,
     pub user_agents: Arc<UserAgentParser>,
@@ -61,7 +63,8 @@ impl AppState {
     pub fn new(
         config: Arc<Config>,
         store: Arc<dyn ReplayStore>,
-        queue: RecordQueue,
+        spool: Spool,
+        chunks: ChunkIntake,
         metrics: Arc<Metrics>,
         registry: Arc<Registry>,
         readiness: Readiness,
@@ -87,8 +90,8 @@ impl AppState {
                 config.limits.max_session_chunks,
             )),
             user_agents: Arc::new(UserAgentParser::new(USER_AGENT_CACHE_ENTRIES)),
-            records: Arc::new(queue.clone()),
-            queue,
+            records: Arc::new(spool),
+            chunks,
             config,
             store,
             metrics,

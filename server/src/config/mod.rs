@@ -102,8 +102,6 @@ pub struct Limits {
     pub replay_concurrency: usize,
     pub max_batch_items: usize,
     pub request_timeout: Duration,
-    pub queue_capacity: usize,
-    pub queue_bytes: usize,
     pub rate_limit_per_ip: u32,
     /// Failed viewer authentications per minute per client IP; 0 = no brake.
     pub auth_failures_per_minute: u32,
@@ -162,10 +160,21 @@ pub struct LokiConfig {
     pub batch_wait: Duration,
 }
 
+/// The disk spool (see `crate::spool`).
+#[derive(Debug, Clone)]
+pub struct SpoolConfig {
+    pub dir: PathBuf,
+    /// Most bytes of items waiting; past it ingestion answers 503.
+    pub max_bytes: u64,
+    /// Undelivered items older than this are dropped, counted and logged.
+    pub max_age: Duration,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    pub spool: SpoolConfig,
     pub store: StoreConfig,
     pub retention: RetentionConfig,
     pub loki: Option<LokiConfig>,
@@ -189,9 +198,6 @@ pub struct Config {
 pub const MIN_VIEWER_TOKEN_CHARS: usize = 16;
 /// Shortest share secret accepted: HMAC-SHA256's block of entropy.
 pub const MIN_SHARE_SECRET_BYTES: usize = 32;
-
-/// Upper bound for the record queue (tokio's channel panics far above it).
-const MAX_QUEUE_CAPACITY: usize = 10_000_000;
 
 /// Bytes in a MiB, for defaults.
 const MIB: usize = 1024 * 1024;
@@ -285,8 +291,6 @@ impl Config {
                 s.request_timeout.as_deref(),
                 Duration::from_secs(30),
             )?,
-            queue_capacity: parse_count("OBSERVER_QUEUE_CAPACITY", s.queue_capacity.as_deref(), 50_000, 1)?,
-            queue_bytes: parse_size("OBSERVER_QUEUE_BYTES", s.queue_bytes.as_deref(), 64 * MIB)?,
             rate_limit_per_ip: parse_count("OBSERVER_RATE_LIMIT_PER_IP", s.rate_limit_per_ip.as_deref(), 100, 0)?
                 .try_into()
                 .map_err(|_| invalid("OBSERVER_RATE_LIMIT_PER_IP", "too large"))?,
@@ -340,14 +344,23 @@ impl Config {
                 "must be at least OBSERVER_MAX_REPLAY_BODY (a plain JSON chunk is as large decompressed as received)",
             ));
         }
-        if limits.queue_capacity > MAX_QUEUE_CAPACITY {
-            return Err(invalid("OBSERVER_QUEUE_CAPACITY", format!("must be at most {MAX_QUEUE_CAPACITY}")));
+        let spool = SpoolConfig {
+            dir: s.spool_dir.as_deref().map_or_else(|| data_dir.join("spool"), PathBuf::from),
+            max_bytes: parse_size("OBSERVER_SPOOL_MAX_BYTES", s.spool_max_bytes.as_deref(), 1024 * MIB)? as u64,
+            max_age: parse_duration(
+                "OBSERVER_SPOOL_MAX_AGE",
+                s.spool_max_age.as_deref(),
+                Duration::from_secs(24 * 3600),
+            )?,
+        };
+        if spool.dir.as_os_str().is_empty() {
+            return Err(invalid("OBSERVER_SPOOL_DIR", "must not be empty"));
         }
-        if limits.queue_bytes < limits.max_json_body {
-            return Err(invalid("OBSERVER_QUEUE_BYTES", "must be at least OBSERVER_MAX_JSON_BODY"));
-        }
-        if limits.queue_capacity < limits.max_batch_items {
-            return Err(invalid("OBSERVER_QUEUE_CAPACITY", "must be at least OBSERVER_MAX_BATCH_ITEMS"));
+        if spool.max_bytes < (limits.max_json_body.max(limits.max_replay_body) as u64) * 2 {
+            return Err(invalid(
+                "OBSERVER_SPOOL_MAX_BYTES",
+                "must be at least twice OBSERVER_MAX_JSON_BODY and OBSERVER_MAX_REPLAY_BODY",
+            ));
         }
 
         let service_name = parse_label_value("OBSERVER_SERVICE_NAME", s.service_name.as_deref().unwrap_or("observer"))?;
@@ -357,6 +370,7 @@ impl Config {
         Ok(Config {
             listen,
             data_dir,
+            spool,
             store,
             retention,
             loki,

@@ -163,17 +163,24 @@ pub struct Settings {
     #[serde(deserialize_with = "scalar")]
     pub request_timeout: Option<String>,
 
-    /// Records (errors, events, replay starts) that may wait for delivery
-    /// to Loki/stdout. When full, ingestion answers 503. [default: 50000]
-    #[arg(long, env = "OBSERVER_QUEUE_CAPACITY", value_name = "N")]
+    /// Directory of the disk spool, where acknowledged records (and replay
+    /// chunks S3 could not take) wait for delivery.
+    /// [default: OBSERVER_DATA_DIR/spool]
+    #[arg(long, env = "OBSERVER_SPOOL_DIR", value_name = "DIR")]
     #[serde(deserialize_with = "scalar")]
-    pub queue_capacity: Option<String>,
+    pub spool_dir: Option<String>,
 
-    /// Most bytes of log lines that may wait for delivery; when reached,
-    /// ingestion answers 503. [default: 64MiB]
-    #[arg(long, env = "OBSERVER_QUEUE_BYTES", value_name = "SIZE")]
+    /// Most bytes waiting in the disk spool; when reached, ingestion
+    /// answers 503 with Retry-After. [default: 1GiB]
+    #[arg(long, env = "OBSERVER_SPOOL_MAX_BYTES", value_name = "SIZE")]
     #[serde(deserialize_with = "scalar")]
-    pub queue_bytes: Option<String>,
+    pub spool_max_bytes: Option<String>,
+
+    /// Items older than this that could not be delivered are dropped from
+    /// the spool, counted and logged. [default: 24h]
+    #[arg(long, env = "OBSERVER_SPOOL_MAX_AGE", value_name = "DURATION")]
+    #[serde(deserialize_with = "scalar")]
+    pub spool_max_age: Option<String>,
 
     /// Most records in one Loki push. [default: 1000]
     #[arg(long, env = "OBSERVER_LOKI_BATCH_RECORDS", value_name = "N")]
@@ -361,8 +368,9 @@ impl Settings {
             fetch_concurrency,
             max_batch_items,
             request_timeout,
-            queue_capacity,
-            queue_bytes,
+            spool_dir,
+            spool_max_bytes,
+            spool_max_age,
             loki_batch_records,
             loki_batch_bytes,
             loki_batch_wait,

@@ -50,11 +50,13 @@ fn errors_name_the_setting() {
 
 #[test]
 fn env_wins_over_file() {
-    let file: Settings = toml::from_str("listen = \"127.0.0.1:1\"\nmax_batch_items = 5\nqueue_capacity = 10").unwrap();
+    let file: Settings =
+        toml::from_str("listen = \"127.0.0.1:1\"\nmax_batch_items = 5\nspool_max_age = \"1h\"").unwrap();
     let cli = settings(|s| s.listen = Some("127.0.0.1:2".into()));
     let c = Config::from_settings(&cli.over(file)).unwrap();
     assert_eq!(c.listen.port(), 2);
     assert_eq!(c.limits.max_batch_items, 5);
+    assert_eq!(c.spool.max_age, std::time::Duration::from_secs(3600));
 }
 
 #[test]

@@ -1,11 +1,12 @@
 //! Accepted records → Loki (or stdout in the embedded default).
 //!
-//! Routes hand records to a `RecordSink`. The production sink is
-//! `RecordQueue`, a bounded queue drained by one worker task that batches per
-//! Loki stream and pushes with retries (`worker`, `loki_push`), or writes
-//! JSON lines to stdout. A full queue is an error the route turns into 503 +
-//! `Retry-After`: nothing accepted is dropped silently. A disk spool can be
-//! put in as another `RecordSink` without touching the routes.
+//! Routes hand records to a `RecordSink`. The production sink is the disk
+//! spool (`crate::spool`): `submit` returns once the records are committed
+//! to disk, and one worker (`worker`) delivers them from there oldest
+//! first, pushing to Loki in batches with retries (`loki_push`), or writing
+//! JSON lines to stdout, and deletes them only once delivered. A full
+//! spool is an error the route turns into 503 + `Retry-After`: nothing
+//! accepted is dropped silently.
 //!
 //! Every request to Loki carries the configured credentials and tenant
 //! (`loki_auth`). When Loki refuses them (401, 403, 404) the batch is kept
@@ -13,7 +14,6 @@
 
 mod loki_auth;
 mod loki_push;
-mod queue;
 mod record;
 #[cfg(test)]
 mod tests;
@@ -21,27 +21,30 @@ mod worker;
 
 pub use loki_auth::{LokiHealth, PushRefusal, TENANT_HEADER, loki_headers};
 pub use loki_push::check_loki;
-pub use queue::RecordQueue;
-pub use record::{Level, LogRecord};
-pub use worker::DeliveryHandle;
+pub use record::{Level, LogRecord, METADATA_NAMES, metadata_name};
+pub use worker::{DeliveryHandle, jittered};
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
-use crate::{config::Config, metrics::Metrics};
+use crate::{config::Config, spool::Spool};
 
 /// Why records could not be accepted for delivery.
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryError {
-    #[error("delivery queue is full")]
+    #[error("the disk spool is full")]
     QueueFull { retry_after: Duration },
     #[error("delivery has shut down")]
     Closed,
+    #[error("{0}")]
+    Storage(String),
 }
 
 /// Where routes put accepted records.
+#[async_trait::async_trait]
 pub trait RecordSink: Send + Sync + 'static {
-    /// Accepts all of `records` or none of them.
-    fn submit(&self, records: Vec<LogRecord>) -> Result<(), DeliveryError>;
+    /// Accepts all of `records` or none of them; returns once they are
+    /// durable (or delivered).
+    async fn submit(&self, records: Vec<LogRecord>) -> Result<(), DeliveryError>;
 
     /// Whether a small submission would likely be accepted now (a hint for
     /// callers that can wait instead of failing).
@@ -50,12 +53,10 @@ pub trait RecordSink: Send + Sync + 'static {
     }
 }
 
-/// Creates the record queue and spawns its worker on the current runtime:
-/// Loki when `config.loki` is set, JSON lines on stdout otherwise.
-pub fn start(config: &Config, metrics: Arc<Metrics>) -> (RecordQueue, DeliveryHandle) {
-    let (queue, rx) = RecordQueue::new(config.limits.queue_capacity, config.limits.queue_bytes, Arc::clone(&metrics));
+/// Spawns the worker delivering `spool`'s records: to Loki when
+/// `config.loki` is set, as JSON lines on stdout otherwise.
+pub fn start(config: &Config, spool: Spool) -> DeliveryHandle {
     let labels =
         worker::StreamLabels { service_name: config.service_name.clone(), environment: config.environment.clone() };
-    let handle = worker::spawn(rx, metrics, config.loki.clone(), labels);
-    (queue, handle)
+    worker::spawn(spool, config.loki.clone(), labels, config.spool.max_age)
 }

@@ -36,3 +36,12 @@ pub struct LogRecord {
     /// `fingerprint`), only the ones present.
     pub metadata: Vec<(&'static str, String)>,
 }
+
+/// The structured metadata names records carry, so a record read back from
+/// the disk spool gets the same `&'static str` names.
+pub const METADATA_NAMES: [&str; 4] = ["session_id", "visitor_id", "user_id", "fingerprint"];
+
+/// `name` as one of [`METADATA_NAMES`], or `None` if it is not one.
+pub fn metadata_name(name: &str) -> Option<&'static str> {
+    METADATA_NAMES.into_iter().find(|known| *known == name)
+}

@@ -19,18 +19,28 @@ use prost::Message;
 use tokio::{io::AsyncReadExt, time::Instant};
 
 use super::{
-    DeliveryError, Level, LogRecord, RecordQueue, RecordSink,
+    DeliveryHandle, Level, LogRecord, RecordSink,
     loki_push::PushRequest,
-    start,
-    worker::{run_stdout, spawn_with},
+    worker::{Output, spawn_with},
 };
 use crate::{
     config::{Config, Settings},
     metrics::{
-        Metrics, PushFailureLabels, PushFailureReason, PushLabels, PushOutcome, RecordKind, UndeliveredLabels,
-        UndeliveredReason,
+        DeliveryTarget, Metrics, PushFailureLabels, PushFailureReason, PushLabels, PushOutcome, RecordKind,
+        UndeliveredLabels, UndeliveredReason,
     },
+    spool::Spool,
 };
+
+/// A spool in a fresh directory (kept for the test's lifetime) and the
+/// worker delivering it as `config` says.
+fn start(config: &Config, metrics: Arc<Metrics>) -> (Spool, DeliveryHandle) {
+    let dir = tempfile::tempdir().unwrap().keep();
+    let target = if config.loki.is_some() { DeliveryTarget::Loki } else { DeliveryTarget::Stdout };
+    let spool = Spool::open(&dir, 1 << 30, target, metrics).unwrap();
+    let handle = super::start(config, spool.clone());
+    (spool, handle)
+}
 
 #[derive(Default)]
 struct Fake {
@@ -87,7 +97,9 @@ fn config(loki: SocketAddr, batch_records: usize, batch_wait: &str) -> Config {
     Config::from_settings(&Settings {
         loki_url: Some(format!("http://{loki}")),
         environment: Some("test".into()),
-        queue_capacity: Some("4".into()),
+        spool_max_bytes: Some("16MiB".into()),
+        // The records are dated 2023 (fixed timestamps).
+        spool_max_age: Some("36500days".into()),
         max_batch_items: Some("1".into()),
         loki_batch_records: Some(batch_records.to_string()),
         loki_batch_wait: Some(batch_wait.into()),
@@ -142,6 +154,7 @@ async fn records_arrive_grouped_by_stream_after_the_linger() {
             record(RecordKind::Event, Level::Info, 1, "event-early"),
             record(RecordKind::Replay, Level::Info, 3, "replay"),
         ])
+        .await
         .unwrap();
 
     // No shutdown yet: the linger alone sends the batch.
@@ -186,7 +199,7 @@ async fn unavailable_loki_is_retried_until_it_accepts() {
     let mut registry = Registry::default();
     let metrics = Arc::new(Metrics::new(&mut registry));
     let (queue, handle) = start(&config(addr, 100, "10ms"), metrics.clone());
-    queue.submit(events(&["a", "b", "c"])).unwrap();
+    queue.submit(events(&["a", "b", "c"])).await.unwrap();
     handle.shutdown(Duration::from_secs(10)).await;
 
     let fake = fake.lock().unwrap();
@@ -206,7 +219,7 @@ async fn refused_batch_is_counted_and_the_next_one_goes() {
     let (addr, fake) = fake_loki(&[400]).await;
     let metrics = metrics();
     let (queue, handle) = start(&config(addr, 2, "1h"), metrics.clone());
-    queue.submit(events(&["refused-1", "refused-2", "next-1", "next-2"])).unwrap();
+    queue.submit(events(&["refused-1", "refused-2", "next-1", "next-2"])).await.unwrap();
     handle.shutdown(Duration::from_secs(5)).await;
 
     let fake = fake.lock().unwrap();
@@ -229,7 +242,7 @@ async fn loki_refusing_our_access_keeps_the_records_and_reports_it() {
     let (queue, handle) = start(&config(addr, 100, "10ms"), metrics.clone());
     let health = handle.loki_health().expect("a Loki worker reports its health");
     assert_eq!(health.check().await, Ok(()));
-    queue.submit(events(&["kept-1", "kept-2"])).unwrap();
+    queue.submit(events(&["kept-1", "kept-2"])).await.unwrap();
     eventually("the first refusal", || !fake.lock().unwrap().pushes.is_empty()).await;
     let why = health.check().await.unwrap_err();
     assert!(why.contains("refuses our pushes") && why.contains("401"), "{why}");
@@ -251,52 +264,44 @@ async fn loki_refusing_our_access_keeps_the_records_and_reports_it() {
 }
 
 #[tokio::test]
-async fn retrying_worker_applies_back_pressure_without_dropping() {
+async fn newer_records_wait_behind_a_batch_being_retried() {
     let (addr, fake) = fake_loki(&[]).await;
     fake.lock().unwrap().otherwise = Some(StatusCode::SERVICE_UNAVAILABLE);
     let metrics = metrics();
-    // Queue of 4, batches of 2.
     let (queue, handle) = start(&config(addr, 2, "1h"), metrics.clone());
-    queue.submit(events(&["1", "2"])).unwrap();
+    queue.submit(events(&["1", "2"])).await.unwrap();
     eventually("the first attempt", || !fake.lock().unwrap().pushes.is_empty()).await;
 
-    // The worker is retrying and takes nothing more: the queue fills.
-    queue.submit(events(&["3"])).unwrap();
-    queue.submit(events(&["4", "5"])).unwrap();
-    assert_eq!(queue.fill_ratio(), 0.75);
-    let refused = queue.submit(events(&["refused-a", "refused-b"]));
-    assert!(matches!(refused, Err(DeliveryError::QueueFull { .. })), "{refused:?}");
-    queue.submit(events(&["6"])).unwrap();
-    assert!(matches!(queue.submit(events(&["7"])), Err(DeliveryError::QueueFull { .. })));
-    assert_eq!(metrics.queue_full.get_or_create(&crate::metrics::KindLabels { kind: RecordKind::Event }).get(), 3);
-    assert_eq!(metrics.queue_records.get(), 4);
+    // The worker is retrying; newer records are spooled behind the batch.
+    queue.submit(events(&["3"])).await.unwrap();
+    queue.submit(events(&["4", "5"])).await.unwrap();
+    queue.submit(events(&["6"])).await.unwrap();
+    assert_eq!(queue.record_backlog(), 6);
+    assert!(fake.lock().unwrap().pushes.iter().all(|p| p.lines() == ["1", "2"]), "nothing overtakes the batch");
 
     fake.lock().unwrap().otherwise = None;
     handle.shutdown(Duration::from_secs(10)).await;
 
     let fake = fake.lock().unwrap();
-    let mut delivered: Vec<&str> =
-        fake.pushes.iter().filter(|p| p.status.is_success()).flat_map(|p| p.lines()).collect();
-    delivered.sort();
-    assert_eq!(delivered, ["1", "2", "3", "4", "5", "6"]);
+    let delivered: Vec<&str> = fake.pushes.iter().filter(|p| p.status.is_success()).flat_map(|p| p.lines()).collect();
+    assert_eq!(delivered, ["1", "2", "3", "4", "5", "6"], "in spool order");
     assert_eq!(metrics.records_delivered.get(), 6);
     assert!(pushes(&metrics, PushOutcome::Retried) >= 1);
+    assert_eq!(queue.record_backlog(), 0);
 }
 
 #[tokio::test]
-async fn shutdown_drains_everything_then_refuses() {
+async fn shutdown_drains_everything() {
     let (addr, fake) = fake_loki(&[]).await;
     let metrics = metrics();
-    let mut config = config(addr, 3, "1h");
-    config.limits.queue_capacity = 100;
-    let (queue, handle) = start(&config, metrics.clone());
+    let (queue, handle) = start(&config(addr, 3, "1h"), metrics.clone());
     let lines: Vec<String> = (0..10).map(|i| format!("line-{i:02}")).collect();
     let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
-    queue.submit(events(&refs)).unwrap();
+    queue.submit(events(&refs)).await.unwrap();
 
     // The linger is an hour: only shutdown sends the last partial batch.
     handle.shutdown(Duration::from_secs(5)).await;
-    assert!(matches!(queue.submit(events(&["late"])), Err(DeliveryError::Closed)));
+    assert_eq!(queue.record_backlog(), 0);
 
     let fake = fake.lock().unwrap();
     let sizes: Vec<usize> = fake.pushes.iter().map(|p| p.lines().len()).collect();
@@ -308,36 +313,42 @@ async fn shutdown_drains_everything_then_refuses() {
 }
 
 #[tokio::test]
-async fn shutdown_deadline_counts_what_is_left() {
+async fn shutdown_deadline_leaves_the_rest_spooled() {
     let (addr, fake) = fake_loki(&[]).await;
     fake.lock().unwrap().otherwise = Some(StatusCode::BAD_GATEWAY);
     let metrics = metrics();
     let (queue, handle) = start(&config(addr, 2, "1h"), metrics.clone());
-    queue.submit(events(&["1", "2", "3"])).unwrap();
+    queue.submit(events(&["1", "2", "3"])).await.unwrap();
     eventually("the first attempt", || !fake.lock().unwrap().pushes.is_empty()).await;
 
     let started = Instant::now();
     handle.shutdown(Duration::from_millis(600)).await;
     let took = started.elapsed();
     assert!(took >= Duration::from_millis(550) && took < Duration::from_secs(2), "took {took:?}");
-    assert_eq!(undelivered(&metrics, UndeliveredReason::Shutdown), 3);
+    assert_eq!(undelivered(&metrics, UndeliveredReason::Shutdown), 0, "nothing is lost");
     assert_eq!(metrics.records_delivered.get(), 0);
-    assert_eq!(metrics.queue_records.get(), 0);
+    assert_eq!(queue.record_backlog(), 3, "kept for the next start");
 }
 
 #[tokio::test]
 async fn stdout_destination_writes_one_line_per_record() {
     let metrics = metrics();
-    let (queue, rx) = RecordQueue::new(10, 1 << 30, metrics.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let queue = Spool::open(dir.path(), 1 << 30, DeliveryTarget::Stdout, metrics.clone()).unwrap();
     let (writer, mut reader) = tokio::io::duplex(64 * 1024);
-    let handle = spawn_with(rx, metrics.clone(), |control| run_stdout(control, writer));
-    queue.submit(events(&[r#"{"a":1}"#, r#"{"b":2}"#])).unwrap();
-    queue.submit(events(&[r#"{"c":3}"#])).unwrap();
+    let output = Output::Stdout(tokio::io::BufWriter::new(writer));
+    let handle = spawn_with(queue.clone(), output, Duration::from_secs(100 * 365 * 86400));
+    queue.submit(events(&[r#"{"a":1}"#, r#"{"b":2}"#])).await.unwrap();
+    queue.submit(events(&[r#"{"c":3}"#])).await.unwrap();
+    eventually_async(|| metrics.records_delivered.get() == 3).await;
     handle.shutdown(Duration::from_secs(5)).await;
 
-    let mut out = String::new();
-    reader.read_to_string(&mut out).await.unwrap();
-    assert_eq!(out, "{\"a\":1}\n{\"b\":2}\n{\"c\":3}\n");
-    assert_eq!(metrics.records_delivered.get(), 3);
-    assert!(matches!(queue.submit(events(&["late"])), Err(DeliveryError::Closed)));
+    let mut out = vec![0u8; 64];
+    let n = reader.read(&mut out).await.unwrap();
+    assert_eq!(std::str::from_utf8(&out[..n]).unwrap(), "{\"a\":1}\n{\"b\":2}\n{\"c\":3}\n");
+    assert_eq!(queue.record_backlog(), 0);
+}
+
+async fn eventually_async(mut done: impl FnMut() -> bool) {
+    eventually("delivery", &mut done).await;
 }

@@ -1,14 +1,24 @@
-//! The delivery worker: owns the queue's receiver, batches records and pushes
-//! them to Loki (or writes them to stdout), and drains on shutdown.
+//! The delivery worker: reads records from the disk spool oldest first,
+//! pushes them to Loki in batches (or writes them to stdout), and deletes
+//! them from the spool only once that succeeded.
 //!
-//! While a push is being retried the worker receives nothing, so the queue
-//! fills and routes answer 503: back-pressure instead of dropping data.
+//! One worker, one batch at a time, in spool order: a stream's backlog is
+//! always delivered before its newer records, and while a push is retried
+//! nothing newer overtakes it. On shutdown it keeps delivering until the
+//! spool is empty or the deadline passes; what is left stays spooled for
+//! the next start.
 
-use std::{collections::HashMap, future::Future, io, mem, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    future::Future,
+    io,
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
 
 use tokio::{
     io::{AsyncWrite, AsyncWriteExt, BufWriter},
-    sync::oneshot::{self, error::RecvError},
+    sync::watch,
     task::JoinHandle,
     time::{Instant, sleep, sleep_until},
 };
@@ -17,12 +27,11 @@ use super::{
     Level, LogRecord,
     loki_auth::{self, LokiHealth, PushRefusal},
     loki_push::{self, LokiClient, LokiRequest, PushError},
-    queue::QueueReceiver,
-    queue::gauge_value,
 };
 use crate::{
     config::LokiConfig,
-    metrics::{Metrics, PushOutcome, RecordKind, UndeliveredReason},
+    metrics::{DeliveryFailure, Metrics, PushOutcome, RecordKind, UndeliveredReason},
+    spool::Spool,
 };
 
 /// First wait after a failed push; it doubles up to `RETRY_MAX`.
@@ -31,14 +40,18 @@ const RETRY_FIRST: Duration = Duration::from_millis(250);
 const RETRY_MAX: Duration = Duration::from_secs(30);
 /// Records written to stdout per flush.
 const STDOUT_BATCH: usize = 1000;
+const STDOUT_BATCH_BYTES: u64 = 4 * 1024 * 1024;
+/// How often records are checked against `OBSERVER_SPOOL_MAX_AGE`, and the
+/// longest an idle worker sleeps.
+const EXPIRE_EVERY: Duration = Duration::from_secs(30);
 /// How long `shutdown` waits past its deadline for a worker that does not
 /// stop by itself (it should, every wait in it is bounded by the deadline).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
-/// Stops delivery; returned by `start` next to the queue.
+/// Stops delivery; returned by `start`.
 #[derive(Debug)]
 pub struct DeliveryHandle {
-    signal: oneshot::Sender<Instant>,
+    stop: watch::Sender<Option<Instant>>,
     task: JoinHandle<()>,
     loki: Option<LokiHealth>,
 }
@@ -50,49 +63,17 @@ impl DeliveryHandle {
         self.loki.clone()
     }
 
-    /// Closes the queue (later submits fail with `Closed`), delivers what is
-    /// queued and batched, retrying until `deadline`, then counts whatever
-    /// is left as `undelivered{reason="shutdown"}`.
+    /// Delivers what is spooled, retrying, until the spool is empty or
+    /// `deadline` has passed. Whatever is left stays in the spool.
     pub async fn shutdown(self, deadline: Duration) {
         let until = Instant::now() + deadline;
-        if self.signal.send(until).is_err() {
-            tracing::debug!("delivery worker had already stopped");
-        }
+        let _ = self.stop.send(Some(until));
         match tokio::time::timeout_at(until + SHUTDOWN_GRACE, self.task).await {
             Ok(Ok(())) => tracing::info!("delivery stopped"),
-            Ok(Err(error)) => tracing::error!(%error, "delivery worker failed; queued records may be lost"),
+            Ok(Err(error)) => tracing::error!(%error, "delivery worker failed; its records stay spooled"),
             Err(_) => tracing::error!("delivery worker did not stop by the shutdown deadline"),
         }
     }
-}
-
-/// Spawns the worker for `rx`: Loki when configured, stdout otherwise.
-pub(super) fn spawn(
-    rx: QueueReceiver,
-    metrics: Arc<Metrics>,
-    loki: Option<LokiConfig>,
-    labels: StreamLabels,
-) -> DeliveryHandle {
-    let refusal = PushRefusal::default();
-    let health = loki.as_ref().map(|config| LokiHealth::new(config, refusal.clone()));
-    let mut handle = spawn_with(rx, metrics, |control| async move {
-        match loki {
-            Some(config) => LokiWorker::new(control, config, labels, refusal).run().await,
-            None => run_stdout(control, tokio::io::stdout()).await,
-        }
-    });
-    handle.loki = health;
-    handle
-}
-
-pub(super) fn spawn_with<F, Fut>(rx: QueueReceiver, metrics: Arc<Metrics>, run: F) -> DeliveryHandle
-where
-    F: FnOnce(Control) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let (signal, signal_rx) = oneshot::channel();
-    let control = Control { rx, signal: Some(signal_rx), deadline: None, metrics };
-    DeliveryHandle { signal, task: tokio::spawn(run(control)), loki: None }
 }
 
 /// The Loki labels every stream shares, plus a stream's own.
@@ -113,278 +94,316 @@ impl StreamLabels {
     }
 }
 
-/// The receiver plus the shutdown state every wait in the worker watches.
-pub(super) struct Control {
-    rx: QueueReceiver,
-    signal: Option<oneshot::Receiver<Instant>>,
-    /// Set once shutdown starts: the queue is closed and draining.
-    deadline: Option<Instant>,
-    metrics: Arc<Metrics>,
+/// Where records go, and how one batch gets there.
+pub(super) enum Output<W> {
+    Loki { config: Box<LokiConfig>, labels: StreamLabels, refusal: PushRefusal, client: Option<LokiClient> },
+    Stdout(BufWriter<W>),
 }
 
-async fn next_signal(signal: &mut Option<oneshot::Receiver<Instant>>) -> Result<Instant, RecvError> {
-    match signal {
-        Some(rx) => rx.await,
-        None => std::future::pending().await,
-    }
+/// What became of a batch.
+enum Done {
+    /// Delivered, or refused for good (counted and logged): delete it.
+    Finished,
+    /// The shutdown deadline passed first: it stays spooled.
+    Stopped,
 }
 
-impl Control {
-    fn on_signal(&mut self, signal: Result<Instant, RecvError>) {
-        self.signal = None;
-        // A dropped handle is not a shutdown: delivery then goes on until
-        // every queue handle is gone.
-        if let Ok(deadline) = signal {
-            self.rx.close();
-            self.deadline = Some(deadline);
-            tracing::info!(queued = self.rx.len(), "delivery: queue closed, draining");
-        }
+/// Spawns the worker: Loki when configured, stdout otherwise.
+pub(super) fn spawn(spool: Spool, loki: Option<LokiConfig>, labels: StreamLabels, max_age: Duration) -> DeliveryHandle {
+    let refusal = PushRefusal::default();
+    let health = loki.as_ref().map(|config| LokiHealth::new(config, refusal.clone()));
+    let mut handle = match loki {
+        Some(config) => spawn_with::<tokio::io::Stdout>(
+            spool,
+            Output::Loki { config: Box::new(config), labels, refusal, client: None },
+            max_age,
+        ),
+        None => spawn_with(spool, Output::Stdout(BufWriter::new(tokio::io::stdout())), max_age),
+    };
+    handle.loki = health;
+    handle
+}
+
+pub(super) fn spawn_with<W: AsyncWrite + Unpin + Send + 'static>(
+    spool: Spool,
+    output: Output<W>,
+    max_age: Duration,
+) -> DeliveryHandle {
+    let (stop, stopped) = watch::channel(None);
+    let worker = Worker { spool, output, stop: stopped, stop_closed: false, max_age };
+    DeliveryHandle { stop, task: tokio::spawn(worker.run()), loki: None }
+}
+
+struct Worker<W> {
+    spool: Spool,
+    output: Output<W>,
+    stop: watch::Receiver<Option<Instant>>,
+    /// The handle was dropped without a shutdown: deliver on, no deadline.
+    stop_closed: bool,
+    max_age: Duration,
+}
+
+impl<W: AsyncWrite + Unpin> Worker<W> {
+    fn metrics(&self) -> Arc<Metrics> {
+        self.spool.metrics().clone()
     }
 
-    /// Runs `fut` while reacting to the shutdown signal, so the queue closes
-    /// the moment shutdown starts even mid-push. `None` once the deadline
-    /// has passed; `fut` is then abandoned.
+    fn deadline(&self) -> Option<Instant> {
+        *self.stop.borrow()
+    }
+
+    /// Runs `fut` unless the shutdown deadline passes first (`None`).
     async fn watch<F: Future>(&mut self, fut: F) -> Option<F::Output> {
         tokio::pin!(fut);
         loop {
+            let deadline = self.deadline();
             tokio::select! {
                 biased;
                 out = &mut fut => return Some(out),
-                signal = next_signal(&mut self.signal), if self.signal.is_some() => self.on_signal(signal),
-                () = sleep_until(self.deadline.unwrap_or_else(Instant::now)), if self.deadline.is_some() => return None,
+                () = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => return None,
+                changed = self.stop.changed(), if !self.stop_closed => self.stop_closed = changed.is_err(),
             }
         }
     }
 
-    fn update_gauge(&self) {
-        self.metrics.queue_records.set(gauge_value(self.rx.len()));
-    }
-
-    /// Counts what the deadline left undelivered: `in_hand` plus the queue.
-    fn give_up(&mut self, in_hand: usize) {
-        let mut left = in_hand;
-        while self.rx.try_recv().is_ok() {
-            left += 1;
+    /// Waits for `fut`, or until shutdown starts (or its deadline is moved).
+    async fn wait_or_stop(&mut self, fut: impl Future<Output = ()>) {
+        if self.stop_closed {
+            return fut.await;
         }
-        self.update_gauge();
-        if left > 0 {
-            tracing::error!(records = left, "delivery: shutdown deadline passed with records undelivered");
-            self.metrics.undelivered(UndeliveredReason::Shutdown, left as u64);
+        tokio::select! {
+            () = fut => {}
+            changed = self.stop.changed() => self.stop_closed = changed.is_err(),
         }
     }
-}
 
-/// Records waiting for one push, grouped by stream.
-#[derive(Default)]
-struct Batch {
-    streams: HashMap<(RecordKind, Level), Vec<LogRecord>>,
-    records: usize,
-    bytes: usize,
-    /// When the first record came in; the batch is pushed `batch_wait` later.
-    opened: Option<Instant>,
-}
-
-/// What a record adds to a push, as Loki counts it against its limits.
-fn size_of(record: &LogRecord) -> usize {
-    record.line.len() + record.metadata.iter().map(|(name, value)| name.len() + value.len()).sum::<usize>()
-}
-
-struct LokiWorker {
-    control: Control,
-    config: LokiConfig,
-    labels: StreamLabels,
-    open: Batch,
-    /// A batch closed because the next record did not fit; pushed first.
-    sealed: Option<Batch>,
-    /// The queue is closed and empty.
-    drained: bool,
-    /// Set while Loki refuses our credentials, tenant or URL; read by readiness.
-    refusal: PushRefusal,
-}
-
-impl LokiWorker {
-    fn new(control: Control, config: LokiConfig, labels: StreamLabels, refusal: PushRefusal) -> LokiWorker {
-        LokiWorker { control, config, labels, open: Batch::default(), sealed: None, drained: false, refusal }
+    fn limits(&self) -> (usize, u64, Option<Duration>) {
+        match &self.output {
+            Output::Loki { config, .. } => (config.batch_records, config.batch_bytes as u64, Some(config.batch_wait)),
+            Output::Stdout(_) => (STDOUT_BATCH, STDOUT_BATCH_BYTES, None),
+        }
     }
 
     async fn run(mut self) {
-        let Some(client) = self.connect().await else { return self.give_up(0) };
+        let mut expired_at: Option<Instant> = None;
         loop {
-            if let Some(batch) = self.sealed.take() {
-                if let Err(in_hand) = self.deliver(&client, batch).await {
-                    return self.give_up(in_hand);
-                }
-                continue;
+            if self.deadline().is_some_and(|d| d <= Instant::now()) {
+                break;
             }
-            // Checked here as well as in `select!`, so a queue that never runs
-            // empty cannot hold a small batch back past its linger.
-            let linger = self.open.opened.map(|opened| opened + self.config.batch_wait);
-            let lingered = linger.is_some_and(|due| due <= Instant::now());
-            if self.open.records > 0 && (self.open_is_full() || lingered || self.drained) {
-                let batch = mem::take(&mut self.open);
-                if let Err(in_hand) = self.deliver(&client, batch).await {
-                    return self.give_up(in_hand);
+            if expired_at.is_none_or(|at| at.elapsed() >= EXPIRE_EVERY) {
+                expired_at = Some(Instant::now());
+                if let Err(error) = self.spool.expire_records(SystemTime::now() - self.max_age).await {
+                    tracing::error!(%error, "spool: cannot drop expired records");
                 }
-                continue;
             }
-            if self.drained {
-                return;
-            }
-            tokio::select! {
-                biased;
-                signal = next_signal(&mut self.control.signal), if self.control.signal.is_some() => {
-                    self.control.on_signal(signal);
-                }
-                received = self.control.rx.recv() => match received {
-                    Some(record) => {
-                        self.control.update_gauge();
-                        self.add(record);
+            let (max, max_bytes, linger) = self.limits();
+            let batch = match self.spool.oldest_records(max, max_bytes).await {
+                Ok(batch) => batch,
+                Err(error) => {
+                    tracing::error!(%error, "delivery: cannot read the spool");
+                    if self.watch(sleep(Duration::from_secs(1))).await.is_none() {
+                        break;
                     }
-                    None => self.drained = true,
-                },
-                () = sleep_until(linger.unwrap_or_else(Instant::now)), if linger.is_some() => {}
+                    continue;
+                }
+            };
+            let Some((first, last)) = batch.first().zip(batch.last()).map(|(f, l)| (f.id, l.id)) else {
+                if self.deadline().is_some() {
+                    break;
+                }
+                let spool = self.spool.clone();
+                let woken = async move {
+                    tokio::select! {
+                        () = spool.records_added() => {}
+                        () = sleep(EXPIRE_EVERY) => {}
+                    }
+                };
+                self.wait_or_stop(woken).await;
+                continue;
+            };
+            let bytes: u64 = batch.iter().map(|r| r.bytes).sum();
+            // A partial batch waits for more until its oldest record is
+            // `batch_wait` old (never during shutdown).
+            if let Some(linger) = linger
+                && self.deadline().is_none()
+                && batch.len() < max
+                && bytes < max_bytes
+            {
+                let age = batch[0].record.received_at.elapsed().unwrap_or_default();
+                if age < linger {
+                    let spool = self.spool.clone();
+                    let wait = async move {
+                        tokio::select! {
+                            () = sleep(linger - age) => {}
+                            () = spool.records_added() => sleep(linger - age).await,
+                        }
+                    };
+                    self.wait_or_stop(wait).await;
+                    continue;
+                }
             }
+            let records: Vec<LogRecord> = batch.into_iter().map(|r| r.record).collect();
+            match self.deliver(records).await {
+                Done::Finished => {
+                    if let Err(error) = self.spool.delete_records(first, last).await {
+                        tracing::error!(%error, "delivery: cannot delete delivered records; they will be sent again");
+                    }
+                }
+                Done::Stopped => break,
+            }
+        }
+        let left = self.spool.record_backlog();
+        if left > 0 {
+            tracing::warn!(
+                records = left,
+                "delivery stopped; undelivered records stay in the spool for the next start"
+            );
         }
     }
 
-    /// Builds the HTTP client (with the credentials and tenant headers),
-    /// which fails only if TLS cannot initialise; records then wait in the
-    /// queue rather than the process panicking.
-    async fn connect(&mut self) -> Option<LokiClient> {
+    async fn deliver(&mut self, records: Vec<LogRecord>) -> Done {
+        let metrics = self.metrics();
+        let target = self.spool.records_target();
+        match &mut self.output {
+            Output::Stdout(out) => {
+                metrics.delivery_attempt(target);
+                let n = records.len() as u64;
+                match write_lines(out, &records).await {
+                    Ok(()) => {
+                        metrics.records_delivered.inc_by(n);
+                    }
+                    Err(error) => {
+                        tracing::error!(records = n, %error, "delivery: cannot write records to stdout; they are dropped");
+                        metrics.delivery_failed(target, DeliveryFailure::Io);
+                        metrics.undelivered(UndeliveredReason::Stdout, n);
+                    }
+                }
+                Done::Finished
+            }
+            Output::Loki { .. } => self.push(records).await,
+        }
+    }
+
+    /// The Loki client, built once. Building fails only if TLS cannot
+    /// initialise; records then wait in the spool. `None`: shutdown.
+    async fn client(&mut self) -> Option<LokiClient> {
         loop {
-            match loki_auth::http_client(&self.config) {
-                Ok(http) => return Some(LokiClient::new(http, &self.config.url)),
+            let Output::Loki { config, client, .. } = &mut self.output else { return None };
+            if let Some(client) = client {
+                return Some(client.clone());
+            }
+            match loki_auth::http_client(config) {
+                Ok(http) => *client = Some(LokiClient::new(http, &config.url)),
                 Err(error) => {
                     tracing::error!(%error, "delivery: cannot create the HTTP client for Loki");
-                    self.control.watch(sleep(RETRY_MAX)).await?;
+                    self.watch(sleep(RETRY_MAX)).await?;
                 }
             }
         }
     }
 
-    fn open_is_full(&self) -> bool {
-        self.open.records >= self.config.batch_records || self.open.bytes >= self.config.batch_bytes
-    }
-
-    fn add(&mut self, record: LogRecord) {
-        let size = size_of(&record);
-        let fits = self.open.bytes + size <= self.config.batch_bytes;
-        // A record larger than a whole batch still goes, alone.
-        if !fits && self.open.records > 0 {
-            self.sealed = Some(mem::take(&mut self.open));
+    /// Pushes one batch, retrying until it is sent or refused as invalid.
+    async fn push(&mut self, records: Vec<LogRecord>) -> Done {
+        let metrics = self.metrics();
+        let Some(client) = self.client().await else { return Done::Stopped };
+        let Output::Loki { labels, .. } = &self.output else { return Done::Finished };
+        let mut streams: HashMap<(RecordKind, Level), Vec<LogRecord>> = HashMap::new();
+        for record in records {
+            streams.entry((record.kind, record.level)).or_default().push(record);
         }
-        let batch = &mut self.open;
-        batch.opened.get_or_insert_with(Instant::now);
-        batch.records += 1;
-        batch.bytes += size;
-        batch.streams.entry((record.kind, record.level)).or_default().push(record);
-    }
-
-    /// Pushes one batch, retrying until it is sent or refused. `Err` carries
-    /// the records still in hand when the shutdown deadline passed.
-    async fn deliver(&mut self, client: &LokiClient, batch: Batch) -> Result<(), usize> {
-        let records = batch.records;
-        let mut streams: Vec<(String, Vec<LogRecord>)> = batch
-            .streams
-            .into_iter()
-            .map(|((kind, level), stream)| (self.labels.render(kind, level), stream))
-            .collect();
+        let mut streams: Vec<(String, Vec<LogRecord>)> =
+            streams.into_iter().map(|((kind, level), stream)| (labels.render(kind, level), stream)).collect();
         streams.sort_by(|a, b| a.0.cmp(&b.0));
+        let batch = streams.iter().map(|(_, stream)| stream.len()).sum();
         let request = match LokiRequest::encode(streams) {
             Ok(request) => request,
             Err(error) => {
-                self.refused(records, &error);
-                return Ok(());
+                self.refused(batch, &error);
+                return Done::Finished;
             }
         };
         let records = request.records;
-        let metrics = Arc::clone(&self.control.metrics);
         let mut delay = RETRY_FIRST;
         loop {
             let started = Instant::now();
-            let outcome = self.control.watch(client.push(&request)).await.ok_or(records)?;
+            metrics.delivery_attempt(crate::metrics::DeliveryTarget::Loki);
+            let Some(outcome) = self.watch(client.push(&request)).await else { return Done::Stopped };
             metrics.loki_push_duration.observe(started.elapsed().as_secs_f64());
             match outcome {
                 Ok(()) => {
                     metrics.loki_push(PushOutcome::Sent);
                     metrics.records_delivered.inc_by(records as u64);
-                    self.refusal.clear();
-                    return Ok(());
+                    self.refusal().clear();
+                    return Done::Finished;
                 }
                 Err(error) if loki_push::is_retriable(&error) => {
                     metrics.loki_push(PushOutcome::Retried);
-                    metrics.loki_push_failed(loki_push::failure_reason(&error));
+                    let reason = loki_push::failure_reason(&error);
+                    metrics.loki_push_failed(reason);
+                    metrics.delivery_failed(crate::metrics::DeliveryTarget::Loki, reason.into());
                     let wait = jittered(delay);
                     if loki_push::refuses_access(&error) {
-                        self.refusal.set(error.to_string());
+                        self.refusal().set(error.to_string());
                         tracing::error!(records, %error, retry_in = ?wait, "delivery: Loki refuses our pushes; check OBSERVER_LOKI_URL, the Loki credentials and OBSERVER_LOKI_TENANT_ID; the records are kept and retried, and /readyz reports not ready");
                     } else {
                         tracing::warn!(records, %error, retry_in = ?wait, "delivery: Loki push failed, will retry");
                     }
-                    self.control.watch(sleep(wait)).await.ok_or(records)?;
+                    if self.watch(sleep(wait)).await.is_none() {
+                        return Done::Stopped;
+                    }
                     delay = (delay * 2).min(RETRY_MAX);
                 }
                 Err(error) => {
                     self.refused(records, &error);
-                    return Ok(());
+                    return Done::Finished;
                 }
             }
         }
     }
 
-    /// Loki refused the content (or it could not be encoded): retrying
-    /// cannot help, so the batch is counted and logged and the worker moves on.
-    fn refused(&self, records: usize, error: &PushError) {
-        self.control.metrics.loki_push(PushOutcome::Failed);
-        self.control.metrics.loki_push_failed(loki_push::failure_reason(error));
-        self.control.metrics.undelivered(UndeliveredReason::Rejected, records as u64);
-        tracing::warn!(records, %error, "delivery: push refused; its records are not delivered");
+    fn refusal(&self) -> PushRefusal {
+        match &self.output {
+            Output::Loki { refusal, .. } => refusal.clone(),
+            Output::Stdout(_) => PushRefusal::default(),
+        }
     }
 
-    fn give_up(mut self, in_hand: usize) {
-        let batched = self.open.records + self.sealed.as_ref().map_or(0, |batch| batch.records);
-        self.control.give_up(in_hand + batched);
+    /// Loki refused the content (or it could not be encoded): retrying
+    /// cannot help. Loki stores the valid entries of a push and answers 400
+    /// naming the others, so only those are counted as undelivered.
+    fn refused(&self, records: usize, error: &PushError) {
+        let metrics = self.metrics();
+        let dropped = match error {
+            PushError::Status { body, .. } => ignored_entries(body).unwrap_or(records),
+            _ => records,
+        };
+        metrics.loki_push(PushOutcome::Failed);
+        metrics.loki_push_failed(loki_push::failure_reason(error));
+        metrics.delivery_failed(crate::metrics::DeliveryTarget::Loki, DeliveryFailure::Invalid);
+        metrics.undelivered(UndeliveredReason::Rejected, dropped as u64);
+        tracing::warn!(records, dropped, %error, "delivery: Loki refused entries as invalid; they are not delivered");
     }
+}
+
+/// The entries Loki says it ignored in a 400 answer: the sum of every
+/// `total ignored: N out of M` (one per refused stream).
+fn ignored_entries(body: &str) -> Option<usize> {
+    let counts: Vec<usize> = body
+        .match_indices("total ignored: ")
+        .filter_map(|(at, marker)| {
+            let rest = &body[at + marker.len()..];
+            rest.split_whitespace().next()?.parse().ok()
+        })
+        .collect();
+    (!counts.is_empty()).then(|| counts.iter().sum())
 }
 
 /// `delay` spread over its upper half, so many instances restarting
 /// together do not retry in step, and the wait never collapses to zero.
-fn jittered(delay: Duration) -> Duration {
+pub fn jittered(delay: Duration) -> Duration {
     let half = delay / 2;
     let spread = u64::try_from(half.as_millis()).unwrap_or(u64::MAX);
     half + Duration::from_millis(fastrand::u64(0..=spread))
-}
-
-/// Writes each record's line to `out`, flushing once per batch received.
-pub(super) async fn run_stdout<W: AsyncWrite + Unpin>(mut control: Control, out: W) {
-    let mut out = BufWriter::new(out);
-    let mut records = Vec::with_capacity(STDOUT_BATCH);
-    loop {
-        let received = tokio::select! {
-            biased;
-            signal = next_signal(&mut control.signal), if control.signal.is_some() => {
-                control.on_signal(signal);
-                continue;
-            }
-            received = control.rx.recv_many(&mut records, STDOUT_BATCH) => received,
-        };
-        if received == 0 {
-            return;
-        }
-        control.update_gauge();
-        let n = records.len();
-        match control.watch(write_lines(&mut out, &records)).await {
-            Some(Ok(())) => {
-                control.metrics.records_delivered.inc_by(n as u64);
-            }
-            Some(Err(error)) => {
-                tracing::error!(records = n, %error, "delivery: cannot write records to stdout");
-                control.metrics.undelivered(UndeliveredReason::Stdout, n as u64);
-            }
-            None => return control.give_up(n),
-        }
-        records.clear();
-    }
 }
 
 async fn write_lines<W: AsyncWrite + Unpin>(out: &mut BufWriter<W>, records: &[LogRecord]) -> io::Result<()> {
@@ -393,4 +412,18 @@ async fn write_lines<W: AsyncWrite + Unpin>(out: &mut BufWriter<W>, records: &[L
         out.write_all(b"\n").await?;
     }
     out.flush().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ignored_entries;
+
+    #[test]
+    fn ignored_entries_are_read_from_lokis_answer() {
+        let body = "entry for stream '{a=\"b\"}' has timestamp too old: 2024-01-01T00:00:00Z\n\
+                    user 'fake', total ignored: 2 out of 5 for stream: {a=\"b\"}\n\
+                    user 'fake', total ignored: 1 out of 3 for stream: {a=\"c\"}";
+        assert_eq!(ignored_entries(body), Some(3));
+        assert_eq!(ignored_entries("line too long"), None);
+    }
 }

@@ -74,8 +74,10 @@ impl SessionBytes {
     }
 
     /// Reserves `bytes` of `session`'s allowance: 413 naming
-    /// `OBSERVER_MAX_SESSION_BYTES` when they do not fit, 503 when the
-    /// store cannot be listed to seed the counter.
+    /// `OBSERVER_MAX_SESSION_BYTES` when they do not fit. When the store
+    /// cannot be listed (S3 down: the chunk will be spooled), the counter
+    /// starts from what the spool holds alone, so an outage does not refuse
+    /// new sessions; the limit then undercounts what S3 already held.
     pub async fn reserve(
         &self,
         store: &dyn ReplayStore,
@@ -85,7 +87,13 @@ impl SessionBytes {
         let counter = self
             .stored
             .get_or_insert_async(session, async {
-                let listing = store.list_chunks(session, self.max_chunks).await?;
+                let listing = match store.list_chunks(session, self.max_chunks).await {
+                    Ok(listing) => listing,
+                    Err(error) => {
+                        tracing::warn!(%error, session_id = session.as_str(), "cannot list the session's stored bytes; counting from zero");
+                        Default::default()
+                    }
+                };
                 let stored: u64 = listing.chunks.iter().map(|chunk| chunk.bytes).sum();
                 Ok::<_, ApiError>(Arc::new(AtomicU64::new(stored)))
             })

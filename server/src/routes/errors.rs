@@ -47,7 +47,7 @@ async fn ingest_errors(
     state.session_rate_limiter.check(reports.iter().filter_map(|item| item.session_id.as_deref()))?;
     let context = request_context(&state, &headers, received_at);
     let records = reports.iter().enumerate().map(|(i, report)| error_record(report, i, &context)).collect();
-    state.records.submit(records)?;
+    state.records.submit(records).await?;
     state.metrics.errors_accepted.inc_by(reports.len() as u64);
     Ok((StatusCode::ACCEPTED, Json(ErrorsAccepted { accepted: reports.len() })))
 }

@@ -54,7 +54,7 @@ async fn ingest_events(
     state.session_rate_limiter.check(events.iter().filter_map(|item| item.session_id.as_deref()))?;
     let context = request_context(&state, &headers, received_at);
     let records = events.iter().enumerate().map(|(i, event)| event_record(event, i, &context)).collect();
-    state.records.submit(records)?;
+    state.records.submit(records).await?;
     for event in &events {
         let r#type = EventType::from(event.r#type);
         state.metrics.events_accepted.get_or_create(&EventTypeLabels { r#type }).inc();

@@ -6,7 +6,8 @@
 //! - Limits: `OBSERVER_MAX_REPLAY_BODY` (5 MiB) as received,
 //!   `OBSERVER_MAX_REPLAY_DECOMPRESSED` (50 MiB) after inflating; both
 //!   enforced while streaming.
-//! - Stored at `{prefix}replays/{session_id}/{seq:010}.json.gz`; a re-sent
+//! - Stored at `{prefix}replays/{session_id}/{seq:010}.json.gz` (with S3,
+//!   via the disk spool while S3 fails: acknowledged once on disk); a re-sent
 //!   `(session_id, seq)` leaves the stored chunk as it is: 202 when it holds
 //!   the same events, 409 `conflict` when it holds others.
 //! - Per session: `OBSERVER_RATE_LIMIT_PER_SESSION` (20/s, 429),
@@ -35,14 +36,13 @@ use serde::Serialize;
 
 use super::extract::{Accept, BodyEncoding, check_body_headers, content_length, epoch_ms, request_context};
 use crate::{
-    delivery::{DeliveryError, LogRecord},
     error::{ApiError, LimitName},
     ingest::{
         decompress::{BodyReader, is_gzip},
         records::{RequestContext, replay_started_record},
         replay_chunk::{PreparedChunk, prepare_chunk},
     },
-    metrics::{Overload, UndeliveredReason},
+    metrics::Overload,
     payload::ReplayChunkQuery,
     state::AppState,
     store::{ChunkMeta, NewChunk, PutOutcome, SessionDetails},
@@ -172,8 +172,10 @@ async fn store_and_announce(
     let reservation = state.session_bytes.reserve(state.store.as_ref(), &query.session_id, gzip.len() as u64).await?;
     // What the session listing shows; the store only keeps it for chunk 0.
     let details = SessionDetails { url: summary.meta_href.clone(), user_id: query.user_id.clone() };
+    let started = (query.seq == 0)
+        .then(|| replay_started_record(&query.session_id, query.user_id.as_deref(), &summary, &context));
     let new = NewChunk { gzip, meta, content_hash };
-    let outcome = state.store.put_chunk(&query.session_id, query.seq, new, &details).await?;
+    let outcome = state.chunks.put(&query.session_id, query.seq, new, &details, context.received_at, started).await?;
     match outcome {
         PutOutcome::Created => reservation.commit(),
         // Dropping the reservation gives its bytes back.
@@ -188,28 +190,5 @@ async fn store_and_announce(
             });
         }
     }
-    if outcome == PutOutcome::Created && query.seq == 0 {
-        let record = replay_started_record(&query.session_id, query.user_id.as_deref(), &summary, &context);
-        submit_replay_started(&state, record).await;
-    }
     Ok(outcome)
-}
-
-/// The chunk is already stored, so answering 503 now would make the client
-/// re-send it, find it stored, and never log the start. Instead wait a
-/// little for room in the delivery queue; if there is none, say so loudly.
-async fn submit_replay_started(state: &AppState, record: LogRecord) {
-    const PATIENCE: Duration = Duration::from_secs(5);
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while !state.records.has_room() && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    if let Err(e) = state.records.submit(vec![record]) {
-        tracing::error!(error = %e, "replay_started record could not be queued; it is lost");
-        let reason = match e {
-            DeliveryError::QueueFull { .. } => UndeliveredReason::QueueFull,
-            DeliveryError::Closed => UndeliveredReason::Shutdown,
-        };
-        state.metrics.undelivered(reason, 1);
-    }
 }

@@ -23,4 +23,5 @@ mod replay_fetch;
 mod retention;
 mod secrets;
 mod shutdown;
+mod spool_faults;
 mod viewer_session;

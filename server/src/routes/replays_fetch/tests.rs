@@ -103,10 +103,13 @@ fn state_with(store: Arc<Memory>, settings: impl FnOnce(&mut Settings)) -> AppSt
     let config = Arc::new(Config::from_settings(&s).unwrap());
     let mut registry = Registry::default();
     let metrics = Arc::new(Metrics::new(&mut registry));
-    let (queue, _delivery) = crate::delivery::start(&config, metrics.clone());
+    let dir = tempfile::tempdir().unwrap().keep();
+    let spool =
+        crate::spool::Spool::open(&dir, 1 << 30, crate::metrics::DeliveryTarget::Stdout, metrics.clone()).unwrap();
     let store: Arc<dyn ReplayStore> = store;
-    let readiness = Readiness::start(store.clone(), None, queue.clone());
-    AppState::new(config, store, queue, metrics, Arc::new(registry), readiness)
+    let chunks = crate::spool::ChunkIntake::new(store.clone(), None, Arc::new(spool.clone()), metrics.clone());
+    let readiness = Readiness::start(store.clone(), None, spool.clone());
+    AppState::new(config, store, spool, chunks, metrics, Arc::new(registry), readiness)
 }
 
 /// GET `path` from 192.0.2.1 with `token` as a bearer and extra headers.

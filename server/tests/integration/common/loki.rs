@@ -147,6 +147,12 @@ async fn push(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap, body: 
 
 impl LokiReceiver {
     pub async fn start() -> LokiReceiver {
+        LokiReceiver::start_on(0).await
+    }
+
+    /// A receiver on `port` (0: any free one), e.g. one a server was told
+    /// about while nothing listened there: Loki coming up.
+    pub async fn start_on(port: u16) -> LokiReceiver {
         let inner = Arc::new(Mutex::new(Inner::default()));
         let app = Router::new()
             .route("/loki/api/v1/push", post(push))
@@ -158,7 +164,7 @@ impl LokiReceiver {
                 }),
             )
             .with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         LokiReceiver { inner, url }

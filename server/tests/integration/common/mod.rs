@@ -18,7 +18,7 @@ use std::{
 use serde_json::Value;
 
 pub use loki::LokiReceiver;
-pub use s3::S3Server;
+pub use s3::{S3Outage, S3Server};
 
 /// Where the checked-in rrweb recordings live.
 pub fn fixture(name: &str) -> PathBuf {
@@ -27,6 +27,12 @@ pub fn fixture(name: &str) -> PathBuf {
 
 pub fn fixture_bytes(name: &str) -> Vec<u8> {
     std::fs::read(fixture(name)).unwrap_or_else(|e| panic!("cannot read fixture {name}: {e}"))
+}
+
+/// A local port nothing listens on now (for an output that is down until a
+/// test starts it there).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 pub fn now_ms() -> i64 {
@@ -78,6 +84,25 @@ impl TestServer {
     /// Starts the server on an existing data directory (e.g. one taken from
     /// a stopped server with [`TestServer::take_data_dir`], to test restarts).
     pub async fn start_in(data_dir: tempfile::TempDir, env: &[(&str, &str)]) -> TestServer {
+        let server = TestServer::spawn_in(data_dir, env).await;
+        server.wait_ready().await;
+        server
+    }
+
+    /// Like [`TestServer::start_in`], but waits only until the server is
+    /// alive (`/healthz`): for runs where an output is down on purpose and
+    /// `/readyz` says so.
+    pub async fn start_alive_in(data_dir: tempfile::TempDir, env: &[(&str, &str)]) -> TestServer {
+        let server = TestServer::spawn_in(data_dir, env).await;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !matches!(server.http.get(server.url("/healthz")).send().await, Ok(r) if r.status() == 200) {
+            assert!(Instant::now() < deadline, "observer never came alive; stderr:\n{}", server.stderr_text());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        server
+    }
+
+    async fn spawn_in(data_dir: tempfile::TempDir, env: &[(&str, &str)]) -> TestServer {
         let mut command = observer_command();
         command
             .env("OBSERVER_LISTEN", "127.0.0.1:0")
@@ -131,7 +156,7 @@ impl TestServer {
                 panic!("observer did not start; stderr:\n{}", stderr.lock().unwrap().join("\n"));
             }
         };
-        let server = TestServer {
+        TestServer {
             child,
             base: format!("http://{addr}"),
             data_dir,
@@ -140,9 +165,7 @@ impl TestServer {
             http: // No connection reuse: a server that answers 413 before reading a body closes
             // the connection, and a pooled client would race that close.
             reqwest::Client::builder().no_gzip().pool_max_idle_per_host(0).build().unwrap(),
-        };
-        server.wait_ready().await;
-        server
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -228,8 +251,16 @@ impl TestServer {
         }
     }
 
+    /// SIGKILL: the process dies at once, with no shutdown of any kind.
+    pub async fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     /// Files the replay store wrote under the data directory, relative,
-    /// sorted (the generated `viewer-token` and `share-secret` left out).
+    /// sorted (the generated `viewer-token` and `share-secret` and the
+    /// disk spool left out).
     pub fn stored_files(&self) -> Vec<String> {
         let mut out = Vec::new();
         let root = self.data_dir.path().to_owned();
@@ -245,7 +276,7 @@ impl TestServer {
                 }
             }
         }
-        out.retain(|f| f != "viewer-token" && f != "share-secret");
+        out.retain(|f| f != "viewer-token" && f != "share-secret" && !f.starts_with("spool/"));
         out.sort();
         out
     }

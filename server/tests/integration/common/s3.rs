@@ -20,14 +20,10 @@ pub struct S3Server {
     client: aws_sdk_s3::Client,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 impl S3Server {
     /// Starts moto and creates `bucket`.
     pub async fn start(bucket: &str) -> S3Server {
-        let port = free_port();
+        let port = super::free_port();
         let child = Command::new("moto_server")
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdin(Stdio::null())
@@ -95,6 +91,58 @@ impl S3Server {
         let encoding = out.content_encoding().map(str::to_owned);
         let body = out.body.collect().await.unwrap().into_bytes().to_vec();
         (body, metadata, encoding)
+    }
+}
+
+/// A TCP relay in front of the S3 server that can be switched off: S3
+/// unreachable (connections refused, open ones cut) while the real server
+/// keeps what it stored, then back on the same port.
+pub struct S3Outage {
+    pub endpoint: String,
+    port: u16,
+    upstream: std::net::SocketAddr,
+    tasks: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl S3Outage {
+    pub async fn start(s3: &S3Server) -> S3Outage {
+        let upstream = s3.endpoint.trim_start_matches("http://").parse().unwrap();
+        let port = super::free_port();
+        let outage =
+            S3Outage { endpoint: format!("http://127.0.0.1:{port}"), port, upstream, tasks: Default::default() };
+        outage.up().await;
+        outage
+    }
+
+    /// The environment of an observer using S3 through this relay.
+    pub fn env(&self, s3: &S3Server, key_prefix: &str) -> Vec<(&'static str, String)> {
+        let mut env = s3.env(key_prefix);
+        env[0].1 = self.endpoint.clone();
+        env
+    }
+
+    pub async fn up(&self) {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await.unwrap();
+        let (upstream, tasks) = (self.upstream, self.tasks.clone());
+        let accept = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let relay = tokio::spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                tasks.lock().unwrap().push(relay);
+            }
+        });
+        self.tasks.lock().unwrap().push(accept);
+    }
+
+    /// Closes the port and cuts every open connection.
+    pub async fn down(&self) {
+        for task in self.tasks.lock().unwrap().drain(..) {
+            task.abort();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
 
