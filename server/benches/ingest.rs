@@ -29,6 +29,15 @@ const ERROR_JSON: &str = r#"{"message":"Cannot read properties of undefined (rea
 const CHROME_UA: &str =
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36";
 
+/// Common browsers and a bot, for `user_agent_uncached`.
+const COMMON_UAS: &[&str] = &[
+    CHROME_UA,
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) SamsungBrowser/26.0 Chrome/122.0.0.0 Mobile Safari/537.36",
+    "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
+    "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+];
+
 fn replay(c: &mut Criterion) {
     let limits = Config::from_settings(&Settings::default()).map(|c| c.limits).unwrap();
     let json = gunzip_bounded(LARGE_CHUNK, usize::MAX, LimitName::ReplayDecompressed).unwrap();
@@ -88,6 +97,12 @@ fn errors(c: &mut Criterion) {
         })
     });
     group.bench_function("user_agent_cached", |b| b.iter(|| Arc::clone(&parser.parse(black_box(CHROME_UA)))));
+    // A one-entry cache and five user agents in turn: every parse misses.
+    let uncached = UserAgentParser::new(1);
+    let mut next = COMMON_UAS.iter().cycle();
+    group.bench_function("user_agent_uncached", |b| {
+        b.iter(|| Arc::clone(&uncached.parse(black_box(next.next().copied().unwrap_or(CHROME_UA)))))
+    });
     group.finish();
 }
 

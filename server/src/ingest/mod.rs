@@ -6,4 +6,5 @@ pub mod fingerprint;
 pub mod inflight;
 pub mod records;
 pub mod replay_chunk;
+pub mod uap_rules;
 pub mod user_agent;

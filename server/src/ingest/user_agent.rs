@@ -3,11 +3,12 @@
 //!
 //! Parsing uses the `ua-parser` crate (the ua-parser project's Rust port)
 //! with the project's shared regex list, vendored in `server/vendor/uap-core/`
-//! (see its README for the upstream commit and how to update it). The list
-//! is compiled once per process (about 0.2 s in a release build); a parse
-//! is a prefiltered regex scan of about 15 µs, and the cache turns the
-//! common case (the same few hundred browsers sending many requests) into
-//! one hash lookup of well under a microsecond.
+//! (see its README for the upstream commit and how to update it). Its rules
+//! are compiled one by one when a user agent first needs them
+//! (`uap_rules.rs`: compiled all at once they took 30 MiB); a parse is a
+//! prefiltered regex scan of tens of µs, and the cache turns the common case
+//! (the same few hundred browsers sending many requests) into one hash
+//! lookup of well under a microsecond.
 //!
 //! Device class is derived here, because uap only names devices: bots come
 //! from uap's `Spider` device, tablets and phones from the tokens browsers use
@@ -20,7 +21,8 @@ use std::sync::{Arc, LazyLock};
 
 use quick_cache::sync::Cache;
 use serde::Serialize;
-use ua_parser::{Extractor, Regexes};
+
+use super::uap_rules::Rules;
 
 /// Longer user agents are parsed (and cached) by their first 512 bytes:
 /// real browsers send about 150, and the cache must not hold unbounded keys.
@@ -29,14 +31,12 @@ const MAX_USER_AGENT_BYTES: usize = 512;
 /// uap-core's regex list, converted to JSON (`server/vendor/uap-core/`).
 const REGEXES_JSON: &str = include_str!("../../vendor/uap-core/regexes.json");
 
-/// The compiled regex list. It is built from data embedded at compile time,
-/// so it either always works or never does, and the test
-/// `embedded_regexes_compile` catches the second case before a release.
-static EXTRACTOR: LazyLock<Extractor<'static>> = LazyLock::new(|| {
-    let regexes: Regexes<'static> =
-        serde_json::from_str(REGEXES_JSON).expect("vendored uap-core regexes.json is valid (tested)");
-    Extractor::try_from(regexes).expect("vendored uap-core regexes compile (tested)")
-});
+/// The rule lists, with their prefilters; each regex is compiled on first
+/// use. Built from data embedded at compile time, so it either always works
+/// or never does, and the test `every_rule_compiles` catches the second
+/// case before a release.
+static RULES: LazyLock<Rules> =
+    LazyLock::new(|| Rules::from_json(REGEXES_JSON).expect("vendored uap-core regexes.json is valid (tested)"));
 
 /// Broad class of the device that sent a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
@@ -86,10 +86,10 @@ pub struct UserAgentParser {
 }
 
 impl UserAgentParser {
-    /// Compiles the regex list (once per process, about 0.2 s) and creates
-    /// a cache of `cache_entries` results.
+    /// Reads the rule lists (once per process, about 0.1 s, no regex
+    /// compiled yet) and creates a cache of `cache_entries` results.
     pub fn new(cache_entries: usize) -> Self {
-        LazyLock::force(&EXTRACTOR);
+        LazyLock::force(&RULES);
         UserAgentParser { cache: Cache::new(cache_entries.max(1)) }
     }
 
@@ -113,10 +113,10 @@ fn parse_uncached(ua: &str) -> ClientInfo {
     if ua.is_empty() {
         return ClientInfo::default();
     }
-    let extractor: &Extractor<'_> = &EXTRACTOR;
-    let browser = extractor.ua.extract(ua);
-    let os = extractor.os.extract(ua);
-    let device = extractor.dev.extract(ua);
+    let rules: &Rules = &RULES;
+    let browser = rules.user_agent.first(ua, |rule| rule.extract(ua));
+    let os = rules.os.first(ua, |rule| rule.extract(ua));
+    let device = rules.device.first(ua, |rule| rule.extract(ua));
 
     let os_name = os.as_ref().map(|o| o.os.as_ref()).filter(|name| *name != "Other");
     let device_name = device.as_ref().map(|d| d.device.as_ref()).unwrap_or("Other");
@@ -198,10 +198,12 @@ mod tests {
     }
 
     #[test]
-    fn embedded_regexes_compile() {
-        let regexes: Regexes<'_> = serde_json::from_str(REGEXES_JSON).unwrap();
-        assert!(regexes.user_agent_parsers.len() > 400);
-        assert!(Extractor::try_from(regexes).is_ok());
+    fn every_rule_compiles() {
+        let rules = Rules::from_json(REGEXES_JSON).unwrap();
+        assert!(rules.user_agent.rule_count() > 400);
+        assert_eq!(rules.user_agent.compile_all(), rules.user_agent.rule_count());
+        assert_eq!(rules.os.compile_all(), rules.os.rule_count());
+        assert_eq!(rules.device.compile_all(), rules.device.rule_count());
     }
 
     #[test]
