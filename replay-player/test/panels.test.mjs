@@ -8,9 +8,22 @@
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { after, before, test } from 'node:test';
 import { chromium } from 'playwright-core';
-import { CHROMIUM_ARGS, VIEWER_TOKEN, artifacts, chromiumPath, clockSeconds, fixtureChunks, replayFrameWith, session, startHarness } from './harness.mjs';
+import {
+  CHROMIUM_ARGS,
+  VIEWER_TOKEN,
+  artifacts,
+  assertCurrentPages,
+  chromiumPath,
+  clockSeconds,
+  fixtureChunks,
+  replayFrameWith,
+  session,
+  startHarness,
+  startObserver,
+} from './harness.mjs';
 
 const RECORDED_TEXT = 'Customer accounts';
 const chunks = fixtureChunks();
@@ -299,6 +312,42 @@ test('thousands of entries: all listed, and playing moves the highlight without 
   assert.equal(inView.page, 0, 'following scrolls the list, not the page');
   await page.screenshot({ path: join(artifacts, 'replay-panels-many.png') });
   await page.context().close();
+});
+
+test('end to end: chunks with console and network events ingested by the real server show in the panels', async () => {
+  const viewer = 'viewer-token-for-panel-tests-0123456789';
+  const observer = await startObserver({ OBSERVER_VIEWER_TOKENS: viewer });
+  try {
+    await assertCurrentPages(observer);
+    const base = `http://127.0.0.1:${observer.port}`;
+    const id = 'panels-e2e-0003';
+    for (const chunk of panels.chunks) {
+      const answer = await fetch(`${base}/api/observer/replay-events?session_id=${id}&seq=${chunk.seq}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' },
+        body: gzipSync(JSON.stringify(chunk.events)),
+      });
+      assert.equal(answer.status, 202, `chunk ${chunk.seq}: ${await answer.text()}`);
+    }
+    const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+    const page = await context.newPage();
+    page.on('console', (message) => {
+      if (/Content Security Policy|Refused to/i.test(message.text())) cspViolations.push(`e2e: ${message.text()}`);
+    });
+    await page.goto(`${base}/replay/${id}?token=${viewer}`);
+    await replayFrameWith(page, RECORDED_TEXT);
+    await page.locator('#count-network', { hasText: '3' }).waitFor({ timeout: 15_000 });
+    await page.locator('#tab-console').click();
+    assert.deepEqual((await rowsOf(page, 'console')).map((r) => r.slice(0, 2)), [
+      ['0:00.5', 'log'], ['0:01.0', 'info'], ['0:01.5', 'warn'], ['0:02.0', 'debug'], ['0:03.2', 'error'],
+    ]);
+    await page.locator('#tab-network').click();
+    await page.locator('[data-net=failed]').click();
+    assert.deepEqual((await rowsOf(page, 'network')).map((r) => [r[0], r[3]]), [['0:02.5', '503'], ['0:04.0', 'failed']]);
+    await context.close();
+  } finally {
+    await observer.stop();
+  }
 });
 
 test('no Content-Security-Policy violations with the panels', () => {
