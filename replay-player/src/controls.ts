@@ -1,6 +1,7 @@
 // The player's own controls: play/pause, speed, skip inactivity and a
 // timeline scaled to the whole session (from the manifest), so it does not
-// jump while chunks arrive. It shows what has loaded, gaps and errors.
+// jump while chunks arrive. It shows what has loaded, gaps and error
+// markers (the Errors list is in the side panel, ./panels/).
 import type { ErrorMark, Gap } from './loader';
 import { byId, el, formatDuration } from './page';
 
@@ -18,7 +19,6 @@ export class Controls {
   private readonly marks = byId('marks');
   private readonly clock = byId('clock');
   private readonly play = byId<HTMLButtonElement>('play');
-  private readonly errors = byId('errors');
   private readonly gapMarks = new Map<Gap, HTMLElement>();
   private current: number;
 
@@ -114,9 +114,5 @@ export class Controls {
     };
     marker.addEventListener('click', jump);
     this.marks.append(marker);
-    const item = el('li', {}, el('button', { type: 'button', class: 'link' }, at), ` ${mark.message}`);
-    item.querySelector('button')!.addEventListener('click', jump);
-    this.errors.append(item);
-    byId('errors-box').hidden = false;
   }
 }

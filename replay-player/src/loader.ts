@@ -10,7 +10,7 @@
 // frame during the gap instead of going blank.
 import { ApiFailure } from './api';
 
-export const EventType = { FullSnapshot: 2, IncrementalSnapshot: 3, Meta: 4, Custom: 5 } as const;
+export const EventType = { FullSnapshot: 2, IncrementalSnapshot: 3, Meta: 4, Custom: 5, Plugin: 6 } as const;
 
 export interface RrwebEvent {
   type: number;
@@ -64,6 +64,11 @@ export interface LoaderEvents {
    * order; `userId` is null when the id was cleared.
    */
   onIdentify?(userId: string | null, timestamp: number): void;
+  /**
+   * Every other custom event and every plugin event (console messages, network requests: the side panels),
+   * also from skipped parts, in chunk order.
+   */
+  onActivity?(event: RrwebEvent): void;
   /** Everything up to `timestamp` has been handed on (or is a known gap). */
   onProgress(timestamp: number): void;
   /** A failure no retry can fix (the token stopped working): loading stops. */
@@ -153,12 +158,18 @@ export async function loadSession(
 
     let events = fetched.events;
     for (const event of events) {
+      if (event.type === EventType.Plugin) {
+        on.onActivity?.(event);
+        continue;
+      }
       if (event.type !== EventType.Custom) continue;
       if (event.data?.tag === 'error') {
         on.onError({ timestamp: event.timestamp, message: errorMessage(event.data?.payload) });
       } else if (event.data?.tag === 'identify' && on.onIdentify) {
         const userId: unknown = event.data?.payload?.user_id;
         on.onIdentify(typeof userId === 'string' && userId !== '' ? userId : null, event.timestamp);
+      } else {
+        on.onActivity?.(event);
       }
     }
     if (needFullSnapshot) {

@@ -19,6 +19,7 @@ import {
   setUpSignOut,
   showMessage,
 } from './page';
+import { Panels } from './panels';
 import { recallSession } from './session-info';
 
 const SPEEDS = [1, 2, 4, 8];
@@ -134,6 +135,8 @@ function accessReason(failure: ApiFailure): string {
 class Replay {
   private player: RrwebPlayer | null = null;
   private controls: Controls;
+  /** Errors, console and network beside the replay (./panels/). */
+  private panels: Panels;
   private readonly first: number;
   private readonly last: number;
   /** The timestamp of the replayer's time offset 0 (its first event). */
@@ -171,6 +174,7 @@ class Replay {
       skipInactive: (on) => this.setSkip(on),
     });
     this.controls.setSpeed(this.speed);
+    this.panels = new Panels(this.first, (timestamp) => this.seek(timestamp));
   }
 
   run(): void {
@@ -185,7 +189,11 @@ class Replay {
           if (!this.gaps.includes(gap)) this.gaps.push(gap);
           this.controls.showGap(gap);
         },
-        onError: (mark) => this.controls.addError(mark, (timestamp) => this.seek(timestamp)),
+        onError: (mark) => {
+          this.controls.addError(mark, (timestamp) => this.seek(timestamp));
+          this.panels.addError(mark);
+        },
+        onActivity: (event) => this.panels.add(event),
         onIdentify: (userId) => {
           if (userId === null) return;
           this.identified = userId;
@@ -271,6 +279,9 @@ class Replay {
         speed: this.speed,
         speedOption: SPEEDS,
         mouseTail: false,
+        // Replayed focus events would move the viewer's keyboard focus into the replay (out of the timeline or
+        // the side panel) at every recorded focus; the replayed page then shows no :focus style, a smaller loss.
+        triggerFocus: false,
         UNSAFE_replayCanvas: false,
       },
     });
@@ -386,6 +397,7 @@ class Replay {
   private tick(): void {
     const now = this.now();
     this.controls.setTime(now);
+    this.panels.setTime(now);
     if (performance.now() > this.errorNoticeUntil) {
       const gap = this.gaps.find((g) => now >= g.start && now < g.end);
       if (gap) {
