@@ -10,13 +10,28 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 const define = { __OBSERVER_VERSION__: JSON.stringify(pkg.version) };
 
-/** Swaps src/replay/rrweb-source.ts (dynamic `import('rrweb')`) for another way of getting rrweb's `record`. */
-const rrwebFrom = (file) => ({
-  name: 'rrweb-source',
+/**
+ * Swaps the modules that load the optional dependencies for another way of getting them: `bundled` (inside the
+ * file) or `global` (from the page's own script: window.rrweb, window.rrwebPluginConsoleRecord,
+ * window.webVitals). The `*-source.ts` defaults (ESM build) import them dynamically.
+ *   src/replay/rrweb-source.ts     rrweb's record
+ *   src/capture/console-source.ts  rrweb's console record plugin
+ *   src/capture/vitals-source.ts   web-vitals
+ */
+const SOURCES = { rrweb: 'src/replay', console: 'src/capture', vitals: 'src/capture' };
+const sourcesFrom = (variants) => ({
+  name: 'optional-sources',
   setup(b) {
-    b.onResolve({ filter: /\/rrweb-source$/ }, () => ({ path: join(root, 'src/replay', file) }));
+    b.onResolve({ filter: /\/(rrweb|console|vitals)-source$/ }, (args) => {
+      const name = /(rrweb|console|vitals)-source$/.exec(args.path)[1];
+      return { path: join(root, SOURCES[name], `${name}-${variants[name]}.ts`) };
+    });
   },
 });
+const ALL_BUNDLED = { rrweb: 'bundled', console: 'bundled', vitals: 'bundled' };
+const ALL_GLOBAL = { rrweb: 'global', console: 'global', vitals: 'global' };
+/** The packages the ESM build leaves to the app's bundler. */
+const OPTIONAL_DEPS = ['rrweb', '@rrweb/rrweb-plugin-console-record', 'web-vitals'];
 
 const common = {
   entryPoints: [join(root, 'src/index.ts')],
@@ -44,18 +59,19 @@ if (process.argv.includes('--tests')) {
     target: 'node20',
     outdir,
     outExtension: { '.js': '.mjs' },
-    external: ['node:*', 'rrweb'],
+    external: ['node:*', ...OPTIONAL_DEPS],
     define,
     logLevel: 'warning',
   });
 } else {
   rmSync(join(root, 'dist'), { recursive: true, force: true });
   await Promise.all([
-    // npm consumers: ESM, rrweb external and loaded only when a session is recorded.
-    build({ ...common, format: 'esm', external: ['rrweb'], outfile: join(root, 'dist/observer.esm.js') }),
-    // <script src="/observer.js">: one file, rrweb inside, global `Observer`.
-    build({ ...common, format: 'iife', globalName: 'Observer', outfile: join(root, 'dist/observer.iife.js'), plugins: [rrwebFrom('rrweb-bundled.ts')] }),
-    // The SDK alone (uses window.rrweb when a page loads rrweb itself): the size budget is measured on this one.
-    build({ ...common, format: 'iife', globalName: 'Observer', outfile: join(root, 'dist/observer.core.iife.js'), plugins: [rrwebFrom('rrweb-global.ts')] }),
+    // npm consumers: ESM; rrweb and its console plugin loaded only when a session is recorded, web-vitals after init.
+    build({ ...common, format: 'esm', external: OPTIONAL_DEPS, outfile: join(root, 'dist/observer.esm.js') }),
+    // <script src="/observer.js">: one file, rrweb, the console plugin and web-vitals inside, global `Observer`.
+    build({ ...common, format: 'iife', globalName: 'Observer', outfile: join(root, 'dist/observer.iife.js'), plugins: [sourcesFrom(ALL_BUNDLED)] }),
+    // The SDK alone (uses window.rrweb, window.rrwebPluginConsoleRecord and window.webVitals when the page loads
+    // them itself): the size budget is measured on this one.
+    build({ ...common, format: 'iife', globalName: 'Observer', outfile: join(root, 'dist/observer.core.iife.js'), plugins: [sourcesFrom(ALL_GLOBAL)] }),
   ]);
 }
