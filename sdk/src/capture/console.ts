@@ -159,6 +159,16 @@ export function createConsolePlugin(factory: ConsolePluginFactory, levels: reado
   let dropped = 0;
   /** Set while our wrapper calls the stand-in: the trace then starts with the wrapper's own frame. */
   let fromWrapper = false;
+  let noticeTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Says in the replay how many messages the rate limit left out (a second after the first one was). */
+  const reportDropped = (standIn: Record<string, (...args: unknown[]) => void>, level: string) => {
+    if (noticeTimer !== undefined) clearTimeout(noticeTimer);
+    noticeTimer = undefined;
+    if (dropped === 0) return;
+    const count = dropped;
+    dropped = 0;
+    (standIn.warn || standIn[level])(`[observer] ${count} console message(s) not recorded (over ${CONSOLE_LIMITS.perSecond}/s)`);
+  };
   const observer = (cb: (payload: unknown) => void, win: Window, options: unknown): (() => void) => {
     const target = (win && (win as Window & { console?: Console }).console) as unknown as Record<string, unknown> | undefined;
     const innerObserver = inner.observer;
@@ -184,15 +194,12 @@ export function createConsolePlugin(factory: ConsolePluginFactory, levels: reado
         try {
           if (typeof args[0] === 'string' && args[0].startsWith(OWN_PREFIX)) return result;
           if (!limiter.take()) {
-            dropped++;
+            if (dropped++ === 0) noticeTimer = setTimeout(() => reportDropped(standIn, level), 1000);
             return result;
           }
           const copies = args.slice(0, CONSOLE_LIMITS.args).map((a) => boundedArg(a));
           fromWrapper = true;
-          if (dropped > 0) {
-            (standIn.warn || standIn[level])(`[observer] ${dropped} console message(s) not recorded (over ${CONSOLE_LIMITS.perSecond}/s)`);
-            dropped = 0;
-          }
+          reportDropped(standIn, level);
           standIn[level](...copies);
         } catch {
           // never into the host page
@@ -207,6 +214,8 @@ export function createConsolePlugin(factory: ConsolePluginFactory, levels: reado
       });
     }
     return () => {
+      if (noticeTimer !== undefined) clearTimeout(noticeTimer);
+      noticeTimer = undefined;
       restore.forEach((fn) => fn());
       stopInner();
     };
