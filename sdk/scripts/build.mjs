@@ -5,33 +5,12 @@ import { build } from 'esbuild';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ALL_BUNDLED, ALL_GLOBAL, OPTIONAL_DEPS, sourcesFrom } from './variants.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 const define = { __OBSERVER_VERSION__: JSON.stringify(pkg.version) };
 
-/**
- * Swaps the modules that load the optional dependencies for another way of getting them: `bundled` (inside the
- * file) or `global` (from the page's own script: window.rrweb, window.rrwebPluginConsoleRecord,
- * window.webVitals). The `*-source.ts` defaults (ESM build) import them dynamically.
- *   src/replay/rrweb-source.ts     rrweb's record
- *   src/capture/console-source.ts  rrweb's console record plugin
- *   src/capture/vitals-source.ts   web-vitals
- */
-const SOURCES = { rrweb: 'src/replay', console: 'src/capture', vitals: 'src/capture' };
-const sourcesFrom = (variants) => ({
-  name: 'optional-sources',
-  setup(b) {
-    b.onResolve({ filter: /\/(rrweb|console|vitals)-source$/ }, (args) => {
-      const name = /(rrweb|console|vitals)-source$/.exec(args.path)[1];
-      return { path: join(root, SOURCES[name], `${name}-${variants[name]}.ts`) };
-    });
-  },
-});
-const ALL_BUNDLED = { rrweb: 'bundled', console: 'bundled', vitals: 'bundled' };
-const ALL_GLOBAL = { rrweb: 'global', console: 'global', vitals: 'global' };
-/** The packages the ESM build leaves to the app's bundler. */
-const OPTIONAL_DEPS = ['rrweb', '@rrweb/rrweb-plugin-console-record', 'web-vitals'];
 
 const common = {
   entryPoints: [join(root, 'src/index.ts')],
