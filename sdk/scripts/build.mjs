@@ -5,18 +5,12 @@ import { build } from 'esbuild';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ALL_BUNDLED, ALL_GLOBAL, OPTIONAL_DEPS, sourcesFrom } from './variants.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 const define = { __OBSERVER_VERSION__: JSON.stringify(pkg.version) };
 
-/** Swaps src/replay/rrweb-source.ts (dynamic `import('rrweb')`) for another way of getting rrweb's `record`. */
-const rrwebFrom = (file) => ({
-  name: 'rrweb-source',
-  setup(b) {
-    b.onResolve({ filter: /\/rrweb-source$/ }, () => ({ path: join(root, 'src/replay', file) }));
-  },
-});
 
 const common = {
   entryPoints: [join(root, 'src/index.ts')],
@@ -44,18 +38,19 @@ if (process.argv.includes('--tests')) {
     target: 'node20',
     outdir,
     outExtension: { '.js': '.mjs' },
-    external: ['node:*', 'rrweb'],
+    external: ['node:*', ...OPTIONAL_DEPS],
     define,
     logLevel: 'warning',
   });
 } else {
   rmSync(join(root, 'dist'), { recursive: true, force: true });
   await Promise.all([
-    // npm consumers: ESM, rrweb external and loaded only when a session is recorded.
-    build({ ...common, format: 'esm', external: ['rrweb'], outfile: join(root, 'dist/observer.esm.js') }),
-    // <script src="/observer.js">: one file, rrweb inside, global `Observer`.
-    build({ ...common, format: 'iife', globalName: 'Observer', outfile: join(root, 'dist/observer.iife.js'), plugins: [rrwebFrom('rrweb-bundled.ts')] }),
-    // The SDK alone (uses window.rrweb when a page loads rrweb itself): the size budget is measured on this one.
-    build({ ...common, format: 'iife', globalName: 'Observer', outfile: join(root, 'dist/observer.core.iife.js'), plugins: [rrwebFrom('rrweb-global.ts')] }),
+    // npm consumers: ESM; rrweb and its console plugin loaded only when a session is recorded, web-vitals after init.
+    build({ ...common, format: 'esm', external: OPTIONAL_DEPS, outfile: join(root, 'dist/observer.esm.js') }),
+    // <script src="/observer.js">: one file, rrweb, the console plugin and web-vitals inside, global `Observer`.
+    build({ ...common, format: 'iife', globalName: 'Observer', outfile: join(root, 'dist/observer.iife.js'), plugins: [sourcesFrom(ALL_BUNDLED)] }),
+    // The SDK alone (uses window.rrweb, window.rrwebPluginConsoleRecord and window.webVitals when the page loads
+    // them itself): the size budget is measured on this one.
+    build({ ...common, format: 'iife', globalName: 'Observer', outfile: join(root, 'dist/observer.core.iife.js'), plugins: [sourcesFrom(ALL_GLOBAL)] }),
   ]);
 }

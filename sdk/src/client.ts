@@ -1,6 +1,9 @@
 /** One running SDK: wires session, queues, replay, automatic tracking and the page lifecycle together. */
 
 import { watchErrors, type UncaughtInfo } from './autotrack/errors';
+import type { RecordPlugin } from './capture/console';
+import { watchNetwork, type NetworkRecord } from './capture/network';
+import { watchVitals, type WebVital, type WebVitalsApi } from './capture/vitals';
 import { watchNavigation } from './autotrack/navigation';
 import type { Settings } from './config';
 import { KeepaliveBudget } from './keepalive';
@@ -36,6 +39,10 @@ export interface ClientDeps {
   win: Window;
   post?: Post;
   loadRecord: () => Promise<RecordFn | undefined>;
+  /** rrweb's console record plugin factory (with the replay bundle); absent: no console in the replay. */
+  loadConsolePlugin?: () => Promise<((levels: readonly string[]) => RecordPlugin) | undefined>;
+  /** Google's web-vitals; absent or resolving undefined: no `web_vital` events. */
+  loadWebVitals?: () => Promise<WebVitalsApi | undefined>;
 }
 
 export class Client {
@@ -49,6 +56,8 @@ export class Client {
   private recorder: Recorder | undefined;
   private recorderReady: Promise<void> = Promise.resolve();
   private lastPageUrl: string | undefined;
+  /** The URL of the page load (or back/forward cache restore) that Web Vitals belong to. */
+  private vitalsUrl: string | undefined;
   private pageViewTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly recentErrors = new Map<string, number>();
   private readonly cleanups: Array<() => void> = [];
@@ -101,7 +110,22 @@ export class Client {
         blockSelector: settings.replay.blockSelector,
         maskTextSelector: settings.replay.maskTextSelector,
       });
-      this.recorderReady = this.recorder.start(loadRecord);
+      this.recorderReady = this.recorder.start(loadRecord, () => this.loadPlugins());
+    }
+    if (settings.network.enabled) {
+      this.cleanups.push(
+        watchNetwork(win, {
+          ignore: (url) => this.ignoresUrl(url),
+          onRequest: (record, startedAt, aborted) => this.onRequest(record, startedAt, aborted),
+        }),
+      );
+    }
+    if (settings.webVitals && this.deps.loadWebVitals) {
+      this.vitalsUrl = this.currentUrl();
+      const load = this.deps.loadWebVitals;
+      void watchVitals(load, (vital) => this.trackVital(vital)).then((ok) => {
+        if (!ok) this.log.debug('web-vitals not available (core build without window.webVitals): no Web Vitals');
+      });
     }
     if (settings.autoTrack.pageViews) {
       this.trackPageView(win.document.referrer);
@@ -177,6 +201,7 @@ export class Client {
     this.reclaimSpill();
     if (this.recorder) this.recorder.takeFullSnapshot();
     if (this.settings.autoTrack.pageViews) this.trackPageView(this.deps.win.document.referrer);
+    if (this.vitalsUrl !== undefined) this.vitalsUrl = this.currentUrl();
   }
 
   /** A pending session start settles at the latest {@link HANDOVER_MS} after it began. */
@@ -281,6 +306,49 @@ export class Client {
     this.session.setUser(id);
     if (this.recorder) this.recorder.addIdentify(id);
     this.log.debug(id ? `identified as ${id}` : 'user id cleared');
+  }
+
+  private trackVital(vital: WebVital): void {
+    this.events.push({
+      type: 'web_vital',
+      ...vital,
+      url: this.vitalsUrl || this.currentUrl(),
+      ...this.ids(),
+      timestamp: Date.now(),
+      properties: this.withService(),
+    });
+  }
+
+  // ---- capture: console and network ---------------------------------------------------------------------------
+
+  private async loadPlugins(): Promise<unknown[]> {
+    const { console: options } = this.settings;
+    if (!options.enabled || !this.deps.loadConsolePlugin || options.levels.length === 0) return [];
+    const plugin = await this.deps.loadConsolePlugin();
+    if (!plugin) {
+      this.log.debug('no console capture in the core build');
+      return [];
+    }
+    return [plugin(options.levels)];
+  }
+
+  /** Observer's own requests and `ignoreUrls` are neither recorded nor reported. */
+  private ignoresUrl(url: string): boolean {
+    if (url.startsWith(this.settings.endpoint + '/api/observer/')) return true;
+    return this.settings.network.ignoreUrls.some((rule) => (typeof rule === 'string' ? url.includes(rule) : rule.test(url)));
+  }
+
+  /** A request finished: recorded in the replay where it started, and reported when it failed. */
+  private onRequest(record: NetworkRecord, startedAt: number, aborted: boolean): void {
+    if (this.recorder) this.recorder.addCustom('network', record, startedAt);
+    const options = this.settings.network;
+    if (!options.recordErrors || aborted) return;
+    const noResponse = record.status === 0 && record.error !== undefined;
+    if (!noResponse && record.status < options.errorStatusFrom) return;
+    const type = noResponse ? 'NetworkError' : 'HttpError';
+    const message = `${record.method} ${record.url} failed: ${noResponse ? record.error : record.status}`;
+    const extra: Record<string, unknown> = { mechanism: record.initiator, method: record.method, url: record.url, status: record.status, duration_ms: record.duration_ms };
+    this.captureError({ name: type, message }, extra, undefined);
   }
 
   // ---- errors -----------------------------------------------------------------------------------------------

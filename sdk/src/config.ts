@@ -22,6 +22,24 @@ export interface AutoTrackOptions {
   errors?: boolean;
 }
 
+export interface NetworkOptions {
+  /** Record fetch and XHR requests into the replay. Default `true`. */
+  enabled?: boolean;
+  /** Also report failed requests (network error, or status ≥ `errorStatusFrom`) as errors. Default `true`. */
+  recordErrors?: boolean;
+  /** Lowest HTTP status reported as an `HttpError`. Default `500`. */
+  errorStatusFrom?: number;
+  /** Requests whose URL contains one of these strings (or matches one of these RegExps) are neither recorded nor reported. */
+  ignoreUrls?: Array<string | RegExp>;
+}
+
+export interface ConsoleOptions {
+  /** Record console messages into the replay. Default `true`. */
+  enabled?: boolean;
+  /** Console methods recorded. Default `log`, `info`, `warn`, `error`, `debug`, `assert`, `trace`. */
+  levels?: string[];
+}
+
 export interface ObserverOptions {
   /** Observer's base URL, e.g. `https://observer.example.com` (a relative URL is resolved against the page). */
   endpoint: string;
@@ -39,6 +57,12 @@ export interface ObserverOptions {
   replay?: ReplayOptions | boolean;
   /** Automatic tracking. */
   autoTrack?: AutoTrackOptions;
+  /** Console messages in the replay (rrweb's console record plugin), or `false`. Default `true`. */
+  console?: ConsoleOptions | boolean;
+  /** fetch / XHR requests in the replay and failed ones as errors, or `false`. Default `true`. */
+  network?: NetworkOptions | boolean;
+  /** LCP, INP, CLS, FCP and TTFB of each page view as `web_vital` events (npm `web-vitals`). Default `true`. */
+  webVitals?: boolean;
 }
 
 export interface Settings {
@@ -50,6 +74,16 @@ export interface Settings {
   debug: boolean;
   replay: { enabled: boolean; sampleRate: number; maskAllInputs: boolean; blockSelector?: string; maskTextSelector?: string };
   autoTrack: { pageViews: boolean; errors: boolean };
+  console: { enabled: boolean; levels: string[] };
+  network: { enabled: boolean; recordErrors: boolean; errorStatusFrom: number; ignoreUrls: Array<string | RegExp> };
+  webVitals: boolean;
+}
+
+export const DEFAULT_CONSOLE_LEVELS = ['log', 'info', 'warn', 'error', 'debug', 'assert', 'trace'];
+
+/** `true`, `false` or an options object with an `enabled` switch, as one object. */
+function section<T extends { enabled?: boolean }>(value: T | boolean | undefined): T {
+  return (typeof value === 'boolean' ? { enabled: value } : value && typeof value === 'object' ? value : {}) as T;
 }
 
 function text(value: unknown, max?: number): string | undefined {
@@ -70,6 +104,8 @@ export function resolveSettings(options: ObserverOptions | undefined, base?: str
   }
   const replay = typeof options.replay === 'boolean' ? { enabled: options.replay } : options.replay || {};
   const autoTrack = options.autoTrack || {};
+  const consoleOptions = section<ConsoleOptions>(options.console);
+  const network = section<NetworkOptions>(options.network);
   const rate = typeof replay.sampleRate === 'number' && isFinite(replay.sampleRate) ? replay.sampleRate : 1;
   return {
     endpoint,
@@ -86,5 +122,16 @@ export function resolveSettings(options: ObserverOptions | undefined, base?: str
       maskTextSelector: text(replay.maskTextSelector),
     },
     autoTrack: { pageViews: autoTrack.pageViews !== false, errors: autoTrack.errors !== false },
+    console: {
+      enabled: consoleOptions.enabled !== false,
+      levels: Array.isArray(consoleOptions.levels) ? consoleOptions.levels.filter((l) => typeof l === 'string') : DEFAULT_CONSOLE_LEVELS,
+    },
+    network: {
+      enabled: network.enabled !== false,
+      recordErrors: network.recordErrors !== false,
+      errorStatusFrom: typeof network.errorStatusFrom === 'number' && network.errorStatusFrom >= 100 ? network.errorStatusFrom : 500,
+      ignoreUrls: Array.isArray(network.ignoreUrls) ? network.ignoreUrls.filter((u) => typeof u === 'string' || u instanceof RegExp) : [],
+    },
+    webVitals: options.webVitals !== false,
   };
 }

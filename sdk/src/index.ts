@@ -7,9 +7,11 @@
 
 import { Client } from './client';
 import { resolveSettings, type ObserverOptions } from './config';
+import { loadConsolePlugin } from './capture/console-source';
+import { loadWebVitals } from './capture/vitals-source';
 import { loadRecord } from './replay/rrweb-source';
 
-export type { AutoTrackOptions, ObserverOptions, ReplayOptions } from './config';
+export type { AutoTrackOptions, ConsoleOptions, NetworkOptions, ObserverOptions, ReplayOptions } from './config';
 
 declare const __OBSERVER_VERSION__: string;
 
@@ -53,7 +55,7 @@ export function init(options: ObserverOptions): void {
       return;
     }
     flags[RUNNING_FLAG] = true;
-    client = new Client(settings, { win: window, loadRecord });
+    client = new Client(settings, { win: window, loadRecord, loadConsolePlugin, loadWebVitals });
     client.start();
   } catch (e) {
     if (options && options.debug) warn('init failed', e);

@@ -19,7 +19,7 @@ export interface ErrorReport {
 
 /** One item of `POST /api/observer/events`. */
 export interface AnalyticsEvent {
-  type: 'page_view' | 'custom';
+  type: 'page_view' | 'custom' | 'web_vital';
   name?: string;
   url?: string;
   referrer?: string;
@@ -32,6 +32,10 @@ export interface AnalyticsEvent {
   user_id?: string;
   timestamp?: number;
   properties?: Record<string, unknown>;
+  /** `web_vital` only. */
+  value?: number;
+  rating?: 'good' | 'needs-improvement' | 'poor';
+  navigation_type?: string;
 }
 
 /** Server-side limits (characters unless noted), mirrored so that one oversized field cannot get a whole batch refused. */

@@ -42,3 +42,19 @@ test('options are clamped and trimmed to server limits', () => {
   assert.equal((resolveSettings({ endpoint: 'https://x.test', replay: { sampleRate: -1 } }) as Settings).replay.sampleRate, 0);
   assert.equal((resolveSettings({ endpoint: 'https://x.test', replay: false }) as Settings).replay.enabled, false);
 });
+
+test('capture options: console, network and Web Vitals on by default; false or an object turns them off or tunes them', () => {
+  const s = resolveSettings({ endpoint: 'https://o.example' }) as Settings;
+  assert.deepEqual(s.console, { enabled: true, levels: ['log', 'info', 'warn', 'error', 'debug', 'assert', 'trace'] });
+  assert.deepEqual(s.network, { enabled: true, recordErrors: true, errorStatusFrom: 500, ignoreUrls: [] });
+  assert.equal(s.webVitals, true);
+  const off = resolveSettings({ endpoint: 'https://o.example', console: false, network: false, webVitals: false }) as Settings;
+  assert.deepEqual([off.console.enabled, off.network.enabled, off.webVitals], [false, false, false]);
+  const tuned = resolveSettings({
+    endpoint: 'https://o.example',
+    console: { levels: ['error', 7 as unknown as string] },
+    network: { recordErrors: false, errorStatusFrom: 400, ignoreUrls: ['/health', /analytics/, 3 as unknown as string] },
+  }) as Settings;
+  assert.deepEqual(tuned.console.levels, ['error']);
+  assert.deepEqual(tuned.network, { enabled: true, recordErrors: false, errorStatusFrom: 400, ignoreUrls: ['/health', /analytics/] });
+});

@@ -121,6 +121,7 @@ label_enum!(
     EventType {
         PageView => "page_view",
         Custom => "custom",
+        WebVital => "web_vital",
     }
 );
 

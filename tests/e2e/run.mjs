@@ -41,6 +41,8 @@ async function record(appUrl) {
     await page.waitForTimeout(400);
     await page.click('#explode'); // an uncaught TypeError
     await page.waitForTimeout(400);
+    await page.click('#load-stock'); // a fetch answered 503: an HttpError
+    await page.waitForSelector('#title[data-stock="503"]');
     const flushed = await page.evaluate(() => window.Observer.flush());
     if (flushed !== true) fail(`flush() on the first page resolved ${flushed}`);
     const session = JSON.parse(await page.evaluate(() => sessionStorage.getItem('observer.session')));

@@ -8,7 +8,7 @@ import type { Logger } from '../log';
 import { LIMITS, truncate } from '../payload';
 import type { Session } from '../session';
 import type { ReplayOutbox } from './outbox';
-import { EVENT_FULL_SNAPSHOT, EVENT_META, type RecordFn, type RrwebEvent } from './types';
+import { EVENT_CUSTOM, EVENT_FULL_SNAPSHOT, EVENT_META, type RecordFn, type RrwebEvent } from './types';
 
 export interface RecorderSettings {
   maskAllInputs: boolean;
@@ -55,6 +55,8 @@ export class Recorder {
   private timerDue = 0;
   private record: RecordFn | undefined;
   private stopRecording: (() => void) | undefined;
+  /** The timestamp the custom event being added right now gets (rrweb stamps custom events with the time of the call). */
+  private stampNext: number | undefined;
 
   constructor(
     private readonly session: Session,
@@ -69,9 +71,9 @@ export class Recorder {
   }
 
   /** Starts rrweb. Resolves (never rejects) once recording runs or it is clear that it cannot. */
-  async start(loadRecord: () => Promise<RecordFn | undefined>): Promise<void> {
+  async start(loadRecord: () => Promise<RecordFn | undefined>, loadPlugins?: () => Promise<unknown[]>): Promise<void> {
     try {
-      const record = await loadRecord();
+      const [record, plugins] = await Promise.all([loadRecord(), loadPlugins ? loadPlugins().catch(() => []) : Promise.resolve([])]);
       if (typeof record !== 'function') {
         this.log.warn('replay: rrweb is not available (core build without window.rrweb); not recording');
         return;
@@ -84,6 +86,7 @@ export class Recorder {
         blockSelector: s.blockSelector,
         maskTextSelector: s.maskTextSelector,
         checkoutEveryNms: s.checkoutEveryNms,
+        plugins: plugins.length > 0 ? plugins : undefined,
       });
       this.stopRecording = stop || (() => undefined);
       this.log.debug(`replay: recording session ${this.session.id}`);
@@ -96,6 +99,7 @@ export class Recorder {
     try {
       // A checkout starts with a Meta event: seal what came before, so the new chunk opens with Meta + FullSnapshot.
       if (isCheckout && event.type === EVENT_META) this.seal();
+      if (this.stampNext !== undefined && event.type === EVENT_CUSTOM) event.timestamp = this.stampNext;
       const json = JSON.stringify(event);
       if (json === undefined) return;
       // rrweb takes custom events only once its first snapshot is done (right after this emit returns).
@@ -142,6 +146,22 @@ export class Recorder {
       this.record.addCustomEvent('error', data);
     } catch {
       // rrweb refuses custom events before its first snapshot (page still loading): the error is still reported.
+    }
+  }
+
+  /**
+   * Records a custom event (tag and payload as given) at `timestamp` (ms since the epoch) instead of now: a
+   * network request is placed on the timeline where it started. Dropped before rrweb's first snapshot.
+   */
+  addCustom(tag: string, payload: unknown, timestamp?: number): void {
+    if (!this.record || !this.record.addCustomEvent || !this.recording) return;
+    this.stampNext = timestamp;
+    try {
+      this.record.addCustomEvent(tag, payload);
+    } catch {
+      // rrweb refuses custom events before its first snapshot
+    } finally {
+      this.stampNext = undefined;
     }
   }
 

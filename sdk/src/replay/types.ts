@@ -12,6 +12,8 @@ export interface RecordOptions {
   blockSelector?: string;
   maskTextSelector?: string;
   checkoutEveryNms?: number;
+  /** rrweb record plugins (the console record plugin). */
+  plugins?: unknown[];
 }
 
 export interface RecordFn {
@@ -23,3 +25,4 @@ export interface RecordFn {
 /** rrweb's `EventType` values the SDK looks at. */
 export const EVENT_FULL_SNAPSHOT = 2;
 export const EVENT_META = 4;
+export const EVENT_CUSTOM = 5;

@@ -17,14 +17,18 @@ const ERROR_FIELDS = {
   message: str(8192, 1), type: str(256), stack: str(65536), url: str(2048), timestamp: ts,
   session_id: id, visitor_id: id, user_id: str(256, 1), release: str(128), environment: str(64), context: obj,
 };
+const VITAL_MAX = { LCP: 600000, INP: 600000, FCP: 600000, TTFB: 600000, CLS: 100 };
 const EVENT_FIELDS = {
-  type: (v) => (v === 'page_view' || v === 'custom' ? null : 'must be page_view or custom'),
+  type: (v) => (v === 'page_view' || v === 'custom' || v === 'web_vital' ? null : 'must be page_view, custom or web_vital'),
+  value: (v) => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? null : 'must be a finite number ≥ 0'),
+  rating: (v) => (['good', 'needs-improvement', 'poor'].includes(v) ? null : 'must be good, needs-improvement or poor'),
+  navigation_type: str(32, 1),
   name: str(256, 1), url: str(2048), referrer: str(2048), title: str(1024),
   screen_width: int(0, 100000), screen_height: int(0, 100000), language: str(35),
   session_id: id, visitor_id: id, user_id: str(256, 1), timestamp: ts, properties: obj,
 };
 
-function validateItems(body, fields, required) {
+function validateItems(body, fields, required, extra) {
   const items = Array.isArray(body) ? body : [body];
   if (items.length < 1 || items.length > 100) return [{ field: 'body', reason: '1 to 100 items' }];
   const details = [];
@@ -38,8 +42,18 @@ function validateItems(body, fields, required) {
       }
     }
     for (const r of required(item)) if (!(r in item)) details.push({ index, field: r, reason: 'required' });
+    if (extra) details.push(...extra(item).map((d) => ({ index, ...d })));
   });
   return details;
+}
+
+/** As server/src/payload/web_vital.rs: the metric's name and bound on web_vital events, their fields nowhere else. */
+function webVitalRules(item) {
+  if (item.type !== 'web_vital') return ['value', 'rating', 'navigation_type'].filter((k) => k in item).map((field) => ({ field, reason: 'is only allowed on web_vital events' }));
+  const out = [];
+  if ('name' in item && !(item.name in VITAL_MAX)) out.push({ field: 'name', reason: 'must be LCP, INP, CLS, FCP or TTFB for web_vital events' });
+  else if (typeof item.value === 'number' && item.value > VITAL_MAX[item.name]) out.push({ field: 'value', reason: `must be at most ${VITAL_MAX[item.name]} for this metric` });
+  return out;
 }
 
 export function startFakeObserver({ port = 0, key } = {}) {
@@ -91,7 +105,7 @@ export function startFakeObserver({ port = 0, key } = {}) {
         const isErrors = url.pathname.endsWith('errors');
         const details = isErrors
           ? validateItems(body, ERROR_FIELDS, () => ['message'])
-          : validateItems(body, EVENT_FIELDS, (i) => (i.type === 'custom' ? ['type', 'name'] : ['type']));
+          : validateItems(body, EVENT_FIELDS, (i) => (i.type === 'custom' ? ['type', 'name'] : i.type === 'web_vital' ? ['type', 'name', 'value', 'rating'] : ['type']), webVitalRules);
         if (details.length) return answer(400, { error: 'invalid_payload', message: `${details.length} invalid fields`, details });
         const items = Array.isArray(body) ? body : [body];
         (isErrors ? state.errors : state.events).push(...items.map((item) => ({ ...item, _referer: req.headers.referer })));

@@ -30,6 +30,12 @@ const FORM = `<h1>Checkout</h1><p class="visible">Visible paragraph content</p>
 <button id="buy" onclick="Observer.track('buy_clicked', { plan: 'pro' }); Observer.identify('user-42')">Buy</button>
 <div class="secret">Secret account 12345</div><a id="next" href="/app/page2.html">next</a>`;
 
+/** A page with content for LCP/FCP, a slow click handler for INP and a shift for CLS. */
+const CAPTURE = `<h1>Capture</h1><p>A paragraph that is the largest contentful paint of this page, long enough to matter.</p>
+<div class="secret">Secret account 12345</div>
+<button id="slow" onclick="const t = performance.now(); while (performance.now() - t < 80); document.getElementById('shift').style.marginTop = '120px'">slow</button>
+<div id="shift">shifted</div><a id="leave" href="/app/page2.html">leave</a>`;
+
 const GHOST_SESSION = 'ghostSessionLatePagehide';
 const HELD_SESSION = 'ghostSessionHeldElsewhere';
 
@@ -71,12 +77,25 @@ before(async () => {
     '/app/held.html': () => page('Held', '<p>held by another page</p>', { head: ghostPage({ id: HELD_SESSION }) }),
     // What sessionStorage held before the SDK ran (to see the copy a window opened with window.open gets).
     '/app/probe.html': () => page('Probe', '<p>opened window</p>', { head: `<script>window.__before = sessionStorage.getItem('observer.session');</script>` }),
+    '/app/capture.html': () => page('Capture', CAPTURE),
+    '/app/capture-off.html': () => page('Capture off', CAPTURE, { init: { console: false, network: false, webVitals: false } }),
+  };
+  // The app's own API, same origin as the pages: /api/items answers 503, /api/ok 200.
+  const api = {
+    '/api/items': [503, '{"error":"down"}'],
+    '/api/xhr': [502, 'bad gateway'],
+    '/api/ok': [200, '{"ok":true}'],
+    '/api/client-error': [404, 'nope'],
   };
   site = createServer((req, res) => {
     const path = new URL(req.url, 'http://x').pathname;
     if (path === '/observer.js') {
       res.writeHead(200, { 'Content-Type': 'text/javascript' });
       return res.end(sdk);
+    }
+    if (api[path]) {
+      res.writeHead(api[path][0], { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(api[path][1]) });
+      return res.end(api[path][1]);
     }
     if (pages[path]) {
       res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
@@ -328,4 +347,158 @@ test('a window opened with window.open (a copy of sessionStorage, both pages ali
   assert.ok(chunksOf(popupSid).some((c) => c.text.includes('opened window')), 'the popup recorded into its own session');
   assert.ok(!chunksOf(openerSid).some((c) => c.text.includes('opened window')), "nothing of the popup in the opener's session");
   assert.deepEqual(observer.state.conflicts, []);
+});
+
+const recorded = (sid) => chunksOf(sid).flatMap((c) => c.events);
+
+test('console, network and Web Vitals: in the replay, as errors and as web_vital events', async () => {
+  const { context, page: p, pageErrors } = await openPage();
+  await p.goto(siteUrl('/app/capture.html'));
+  await p.waitForLoadState('load');
+  await p.waitForTimeout(300);
+  const sid = await p.evaluate(() => JSON.parse(sessionStorage.getItem('observer.session')).id);
+  const results = await p.evaluate(async () => {
+    const cyclic = { name: 'cyclic' };
+    cyclic.self = cyclic;
+    console.log('hello from the page', { nested: { a: { b: { c: { d: 1 } } } } }, 'x'.repeat(50000), document.querySelector('.secret'), cyclic);
+    console.warn('a warning', 42);
+    console.error(new Error('logged error'));
+    for (let i = 0; i < 1000; i++) console.log('loop', i);
+    const out = {};
+    const r = await fetch('/api/items?id=42&token=secret-token', { method: 'POST', body: 'abc' });
+    out.status = r.status;
+    out.body = await r.text(); // the body stream still belongs to the page
+    try {
+      await fetch('http://127.0.0.1:9/unreachable');
+    } catch (e) {
+      out.networkError = e.name;
+    }
+    const ok = await fetch(new Request('/api/ok?q=1'));
+    out.ok = (await ok.json()).ok;
+    const controller = new AbortController();
+    const aborted = fetch('/api/ok?slow=1', { signal: controller.signal });
+    controller.abort();
+    try {
+      await aborted;
+    } catch (e) {
+      out.abort = e.name;
+    }
+    await fetch('/api/client-error');
+    out.xhr = await new Promise((resolve) => {
+      const xhr = new XMLHttpRequest();
+      xhr.open('GET', '/api/xhr?page=3');
+      xhr.onloadend = () => resolve(xhr.status);
+      xhr.send();
+    });
+    out.beacon = navigator.sendBeacon('/api/ok?beacon=1', 'x');
+    return out;
+  });
+  assert.deepEqual(results, { status: 503, body: '{"error":"down"}', networkError: 'TypeError', ok: true, abort: 'AbortError', xhr: 502, beacon: true }, 'fetch, XHR and sendBeacon behave as without the SDK');
+  await p.click('#slow');
+  await p.waitForTimeout(1200); // the rate limit's "not recorded" notice comes a second after the first drop
+  // Leaving the page hides it: web-vitals reports LCP, CLS and INP, which go out with the page's last requests.
+  await p.click('#leave');
+  await p.waitForURL(/page2/);
+  await p.waitForLoadState('load');
+  assert.equal(await p.evaluate(() => Observer.flush()), true);
+  await context.close();
+
+  const { state } = observer;
+  assert.deepEqual(state.refused, [], 'nothing refused');
+  const events = recorded(sid);
+
+  // Console: rrweb console plugin events with bounded arguments.
+  const logs = events.filter((e) => e.type === 6 && e.data.plugin === 'rrweb/console@1').map((e) => e.data.payload);
+  const hello = logs.find((l) => l.payload[0] === '"hello from the page"');
+  assert.ok(hello, `console.log recorded (${logs.length} lines)`);
+  assert.equal(hello.level, 'log');
+  assert.ok(Array.isArray(hello.trace));
+  assert.deepEqual(JSON.parse(hello.payload[1]), { nested: { a: { b: '[Object]' } } }, 'depth capped');
+  assert.ok(hello.payload[2].length < 1100 && hello.payload[2].includes('50000 chars'), 'huge string capped');
+  assert.equal(JSON.parse(hello.payload[3]), '<div.secret>', 'a DOM node is described, not its (unmasked) content');
+  assert.deepEqual(JSON.parse(hello.payload[4]), { name: 'cyclic', self: '[Circular]' });
+  assert.ok(logs.some((l) => l.level === 'warn' && l.payload[0] === '"a warning"' && l.payload[1] === '42'));
+  assert.ok(logs.some((l) => l.level === 'error' && /logged error/.test(l.payload[0])));
+  const loop = logs.filter((l) => l.payload[0] === '"loop"');
+  assert.ok(loop.length >= 90 && loop.length <= 110, `a console loop is rate limited (${loop.length} of 1000 recorded)`);
+  assert.ok(logs.some((l) => /console message\(s\) not recorded/.test(l.payload[0])), 'the drop is said in the replay');
+  assert.ok(!logs.some((l) => /^"\[observer\] (replay|session|sending)/.test(l.payload[0])), "the SDK's own debug lines are not recorded");
+  for (const l of logs) assert.ok(l.payload.join('').length <= 8100, 'per-message cap');
+  assert.ok(!JSON.stringify(logs).includes('Secret account'), 'masked text stays masked');
+
+  // Network: custom events, query values masked, never Observer's own requests.
+  const net = events.filter((e) => e.type === 5 && e.data.tag === 'network');
+  const origin = new URL(siteUrl('/')).origin;
+  const find = (url) => net.find((e) => e.data.payload.url === url);
+  const items = find(`${origin}/api/items?id=*&token=*`);
+  assert.ok(items, JSON.stringify(net.map((e) => e.data.payload.url)));
+  assert.deepEqual({ ...items.data.payload, duration_ms: 0 }, { initiator: 'fetch', method: 'POST', url: `${origin}/api/items?id=*&token=*`, status: 503, duration_ms: 0, request_bytes: 3, response_bytes: 16 });
+  assert.ok(items.data.payload.duration_ms >= 0);
+  const down = find('http://127.0.0.1:9/unreachable');
+  assert.equal(down.data.payload.status, 0);
+  assert.match(down.data.payload.error, /TypeError/);
+  assert.equal(find(`${origin}/api/ok?q=*`).data.payload.status, 200);
+  assert.match(find(`${origin}/api/ok?slow=*`).data.payload.error, /AbortError/);
+  assert.deepEqual(
+    (({ initiator, method, status }) => ({ initiator, method, status }))(find(`${origin}/api/xhr?page=*`).data.payload),
+    { initiator: 'xhr', method: 'GET', status: 502 },
+  );
+  assert.ok(!net.some((e) => e.data.payload.url.startsWith(observer.url)), "Observer's own requests are not recorded");
+  assert.ok(!JSON.stringify(net).includes('secret-token'), 'query values masked');
+
+  // Failed requests are errors (and so replay markers); 4xx, aborts and successes are not.
+  const errors = state.errors.filter((e) => e.session_id === sid);
+  const http = errors.find((e) => e.type === 'HttpError' && e.message === `POST ${origin}/api/items?id=*&token=* failed: 503`);
+  assert.ok(http, JSON.stringify(errors.map((e) => [e.type, e.message])));
+  assert.deepEqual({ mechanism: http.context.mechanism, status: http.context.status }, { mechanism: 'fetch', status: 503 });
+  assert.ok(items.timestamp <= http.timestamp, 'the network event sits at the request start');
+  const netErr = errors.find((e) => e.type === 'NetworkError');
+  assert.match(netErr.message, /^GET http:\/\/127\.0\.0\.1:9\/unreachable failed: TypeError/);
+  assert.ok(errors.some((e) => e.type === 'HttpError' && e.message === `GET ${origin}/api/xhr?page=* failed: 502` && e.context.mechanism === 'xhr'));
+  assert.ok(!errors.some((e) => /client-error|slow=|q=/.test(e.message)), '404, abort and 200 are not errors');
+  assert.ok(!errors.some((e) => e.message.includes(observer.url)));
+  const marks = events.filter((e) => e.type === 5 && e.data.tag === 'error').map((e) => e.data.payload);
+  assert.ok(marks.some((m) => m.type === 'HttpError') && marks.some((m) => m.type === 'NetworkError'), 'failed requests are marked in the replay');
+
+  // Web Vitals: one web_vital event per metric of the page view, with the documented fields.
+  const allVitals = state.events.filter((e) => e.session_id === sid && e.type === 'web_vital');
+  console.log('web vitals', allVitals.map((v) => `${new URL(v.url).pathname} ${v.name}=${v.value} ${v.rating}`).join(', '));
+  // The next page (same session) reports its own, under its own URL.
+  assert.ok(allVitals.every((v) => /\/app\/(capture|page2)\.html$/.test(v.url)));
+  const vitals = allVitals.filter((v) => v.url.endsWith('/app/capture.html'));
+  const names = vitals.map((v) => v.name).sort();
+  for (const name of ['FCP', 'LCP', 'TTFB']) assert.ok(names.includes(name), `${name} arrived (${names})`);
+  assert.equal(new Set(names).size, names.length, 'each metric once');
+  for (const v of vitals) {
+    assert.ok(['LCP', 'INP', 'CLS', 'FCP', 'TTFB'].includes(v.name));
+    assert.ok(typeof v.value === 'number' && v.value >= 0);
+    assert.ok(['good', 'needs-improvement', 'poor'].includes(v.rating));
+    assert.equal(v.navigation_type, 'navigate');
+    assert.match(v.visitor_id, ID);
+    assert.equal(v.properties.service, 'smoke-shop');
+  }
+  assert.deepEqual(pageErrors, [], 'the SDK threw nothing into the page');
+});
+
+test('console: false, network: false, webVitals: false: none of it, and fetch stays native', async () => {
+  const { context, page: p } = await openPage();
+  await p.goto(siteUrl('/app/capture-off.html'));
+  await p.waitForLoadState('load');
+  await p.waitForTimeout(300);
+  const sid = await p.evaluate(() => JSON.parse(sessionStorage.getItem('observer.session')).id);
+  const native = await p.evaluate(async () => {
+    console.log('not recorded');
+    await fetch('/api/items');
+    return [fetch, XMLHttpRequest.prototype.send, console.log].every((f) => /\[native code\]/.test(Function.prototype.toString.call(f)));
+  });
+  assert.equal(native, true);
+  await p.click('#leave');
+  await p.waitForURL(/page2/);
+  assert.equal(await p.evaluate(() => Observer.flush()), true);
+  await context.close();
+  const events = recorded(sid);
+  assert.ok(events.length > 0, 'the replay is still recorded');
+  assert.ok(!events.some((e) => e.type === 6 || (e.type === 5 && e.data.tag === 'network')));
+  assert.ok(!observer.state.errors.some((e) => e.session_id === sid));
+  assert.ok(!observer.state.events.some((e) => e.session_id === sid && e.type === 'web_vital' && /capture-off/.test(e.url)));
 });

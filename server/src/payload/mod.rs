@@ -9,6 +9,7 @@ mod parse_pool;
 mod problems;
 mod replay_query;
 mod rrweb;
+mod web_vital;
 
 pub use analytics_event::{AnalyticsEvent, AnalyticsEventType};
 pub use batch::{BatchItem, parse_batch};

@@ -1,6 +1,6 @@
 //! `POST /api/observer/events`
 //!
-//! - Body: one `AnalyticsEvent` (`page_view` or `custom`) or an array of at
+//! - Body: one `AnalyticsEvent` (`page_view`, `custom` or `web_vital`) or an array of at
 //!   most `OBSERVER_MAX_BATCH_ITEMS` (100), JSON as `application/json` or
 //!   `text/plain`, optionally gzip.
 //! - Limits: `OBSERVER_MAX_JSON_BODY` (1 MiB) as received and decompressed.

@@ -18,26 +18,44 @@ fn e2e_dir() -> PathBuf {
 }
 
 /// Serves tests/e2e/app with `__OBSERVER__` replaced by Observer's URL, on
-/// its own origin (so the SDK posts cross-origin, as in production).
+/// its own origin (so the SDK posts cross-origin, as in production), and
+/// `/api/stock`, which answers 503.
 async fn start_app(observer: String) -> String {
-    let app = Router::new().route(
-        "/{file}",
-        axum::routing::get(move |Path(file): Path<String>| {
-            let observer = observer.clone();
-            async move {
-                let path = e2e_dir().join("app").join(&file);
-                let Ok(text) = std::fs::read_to_string(&path) else {
-                    return (axum::http::StatusCode::NOT_FOUND, "not found").into_response();
-                };
-                let content_type = if file.ends_with(".js") { "text/javascript" } else { "text/html; charset=utf-8" };
-                ([(header::CONTENT_TYPE, content_type)], text.replace("__OBSERVER__", &observer)).into_response()
-            }
-        }),
-    );
+    let app = Router::new()
+        // The app's own API, down: the SDK reports the failed fetch as an HttpError.
+        .route("/api/stock", axum::routing::get(|| async { (axum::http::StatusCode::SERVICE_UNAVAILABLE, "down") }))
+        .route(
+            "/{file}",
+            axum::routing::get(move |Path(file): Path<String>| {
+                let observer = observer.clone();
+                async move {
+                    let path = e2e_dir().join("app").join(&file);
+                    let Ok(text) = std::fs::read_to_string(&path) else {
+                        return (axum::http::StatusCode::NOT_FOUND, "not found").into_response();
+                    };
+                    let content_type =
+                        if file.ends_with(".js") { "text/javascript" } else { "text/html; charset=utf-8" };
+                    ([(header::CONTENT_TYPE, content_type)], text.replace("__OBSERVER__", &observer)).into_response()
+                }
+            }),
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     url
+}
+
+/// Every stored chunk of a session, gunzipped and joined.
+fn chunks_text(dir: &std::path::Path) -> String {
+    let mut text = String::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.to_string_lossy().ends_with(".json.gz") {
+            let bytes = std::fs::read(&path).unwrap();
+            std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut text).unwrap();
+        }
+    }
+    text
 }
 
 async fn node(args: &[&str]) -> Value {
@@ -113,13 +131,29 @@ async fn sdk_records_and_the_player_replays_in_chromium() {
             e.metadata.get("session_id") == Some(&session) && e.labels["kind"] == kind
         }
     };
-    let errors = loki.wait_for(1, of_session("error")).await;
+    let errors = loki.wait_for(2, of_session("error")).await;
+    let thrown = errors
+        .iter()
+        .find(|e| e.json["message"].as_str().unwrap_or("").contains("Cannot read properties of undefined"))
+        .unwrap_or_else(|| panic!("{errors:?}"));
+    assert_eq!(thrown.json["type"], "TypeError");
+    assert_eq!(thrown.json["release"], "e2e-1.0.0");
+    // The failed fetch is an error record too, its query values masked.
+    let failed_fetch = errors.iter().find(|e| e.json["type"] == "HttpError").unwrap_or_else(|| panic!("{errors:?}"));
+    assert_eq!(failed_fetch.json["message"], format!("GET {app}/api/stock?sku=* failed: 503"));
+    assert_eq!(failed_fetch.json["context"]["status"], 503);
+    assert_eq!(failed_fetch.json["context"]["mechanism"], "fetch");
+    assert_eq!(failed_fetch.labels["level"], "error");
+    // ...and the request is in the replay as a network event, and Observer's own requests are not.
+    let replay_text = chunks_text(&dir);
     assert!(
-        errors.iter().any(|e| e.json["message"].as_str().unwrap_or("").contains("Cannot read properties of undefined")),
-        "{errors:?}"
+        replay_text.contains(&format!(r#""url":"{app}/api/stock?sku=*","status":503"#)),
+        "no network event for the failed fetch"
     );
-    assert_eq!(errors[0].json["type"], "TypeError");
-    assert_eq!(errors[0].json["release"], "e2e-1.0.0");
+    assert!(
+        !replay_text.contains(&format!(r#""url":"{}/api/observer/"#, server.base)),
+        "Observer's own requests recorded"
+    );
     let page_views = loki.wait_for(3, of_session("event")).await;
     assert!(page_views.iter().filter(|e| e.json["type"] == "page_view").count() >= 3, "{page_views:?}");
     assert!(page_views.iter().any(|e| e.json["url"].as_str().unwrap_or("").ends_with("/step-2")));

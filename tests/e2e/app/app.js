@@ -1,5 +1,5 @@
 // Small interactions for the recording: DOM mutations, History API
-// navigation and an uncaught error.
+// navigation, an uncaught error and a failed fetch.
 let rows = 3;
 document.getElementById('add-row').addEventListener('click', () => {
   rows += 1;
@@ -16,4 +16,9 @@ document.getElementById('explode').addEventListener('click', () => {
   const order = undefined;
   // A real TypeError thrown from an event handler: window.onerror sees it.
   return order.id;
+});
+document.getElementById('load-stock').addEventListener('click', async () => {
+  // The app's API answers 503 (served by browser_e2e.rs): the SDK reports an HttpError.
+  const response = await fetch('/api/stock?sku=A-100');
+  document.getElementById('title').dataset.stock = String(response.status);
 });
