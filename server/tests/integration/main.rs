@@ -23,4 +23,5 @@ mod replay_fetch;
 mod retention;
 mod secrets;
 mod shutdown;
+mod solid_app;
 mod viewer_session;
