@@ -113,6 +113,9 @@ async function record(observerUrl) {
     await other.click('#nav-orders');
     await other.waitForSelector('#orders-page');
     await other.waitForTimeout(400);
+    await other.click('#reload-orders'); // throws inside a plain <ErrorBoundary> reporting with reportBoundaryError
+    await other.waitForSelector('#orders-fallback');
+    await other.waitForTimeout(300);
     await flush(other, 'autotrack off');
     await context.close();
     console.log(JSON.stringify(out));

@@ -4,7 +4,9 @@
 //! History API autotrack), and a render error caught by Solid's
 //! `<ErrorBoundary>` — which never reaches `window.onerror` — arrives as an
 //! error record and as an error marker in the session's stored replay, while
-//! the app shows its fallback. The browser half is tests/solid-app/run.mjs.
+//! the app shows its fallback; `reportBoundaryError` does the same from a
+//! plain `<ErrorBoundary>`'s fallback. The browser half is
+//! tests/solid-app/run.mjs.
 
 use std::{path::PathBuf, process::Command, time::Duration};
 
@@ -103,6 +105,13 @@ async fn solid_boundary_errors_and_router_page_views_reach_observer() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(page_view_paths(&loki, &session), ["/", "/orders", "/"]);
     assert_eq!(page_view_paths(&loki, &router_only), ["/?autotrack=off", "/orders"], "the router hook alone");
+
+    // reportBoundaryError from a plain Solid <ErrorBoundary>'s fallback.
+    let errors = loki.wait_for(1, of_session(&router_only, "error")).await;
+    assert_eq!(errors[0].json["message"], "Order total is negative");
+    assert_eq!(errors[0].json["type"], "RangeError");
+    assert_eq!(errors[0].json["context"]["mechanism"], "solid.error_boundary");
+    assert_eq!(errors[0].json["context"]["boundary"], "order-total");
 
     // The stored replay carries the error as a marker (rrweb custom event, tag "error").
     let events: Vec<Value> = server
