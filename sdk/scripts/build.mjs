@@ -1,5 +1,6 @@
 // Builds the SDK with esbuild.
-//   node scripts/build.mjs          dist/observer.esm.js, dist/observer.iife.js, dist/observer.core.iife.js
+//   node scripts/build.mjs          dist/observer.esm.js, dist/observer.iife.js, dist/observer.core.iife.js,
+//                                   dist/solid.esm.js (@observer/browser/solid)
 //   node scripts/build.mjs --tests  test/*.test.ts -> .test-build/*.test.mjs (for `node --test`)
 import { build } from 'esbuild';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -24,6 +25,17 @@ const common = {
   legalComments: 'none',
   define,
   logLevel: 'warning',
+};
+
+/**
+ * The Solid entry imports the SDK as `../index`; published, that is the package's own main entry, so an app that
+ * imports both `@observer/browser` and `@observer/browser/solid` runs one SDK (one session, one recorder).
+ */
+const coreAsPackage = {
+  name: 'core-as-package',
+  setup(b) {
+    b.onResolve({ filter: /^\.\.\/index$/ }, () => ({ path: pkg.name, external: true }));
+  },
 };
 
 if (process.argv.includes('--tests')) {
@@ -52,5 +64,14 @@ if (process.argv.includes('--tests')) {
     // The SDK alone (uses window.rrweb, window.rrwebPluginConsoleRecord and window.webVitals when the page loads
     // them itself): the size budget is measured on this one.
     build({ ...common, format: 'iife', globalName: 'Observer', outfile: join(root, 'dist/observer.core.iife.js'), plugins: [sourcesFrom(ALL_GLOBAL)] }),
+    // @observer/browser/solid: ESM for the app's bundler, which supplies solid-js and @solidjs/router (peers).
+    build({
+      ...common,
+      entryPoints: [join(root, 'src/solid/index.ts')],
+      format: 'esm',
+      external: ['solid-js', 'solid-js/*', '@solidjs/router'],
+      plugins: [coreAsPackage],
+      outfile: join(root, 'dist/solid.esm.js'),
+    }),
   ]);
 }

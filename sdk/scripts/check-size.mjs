@@ -14,6 +14,7 @@ const files = [
   ['observer.core.iife.js', 'core: no rrweb, no console plugin, no web-vitals'],
   ['observer.esm.js', 'ESM: rrweb, console plugin, web-vitals external'],
   ['observer.iife.js', 'full: rrweb + console plugin + web-vitals'],
+  ['solid.esm.js', '@observer/browser/solid: imports the SDK, solid-js and @solidjs/router'],
 ];
 
 const kb = (n) => `${(n / 1024).toFixed(1)} KiB`;
@@ -43,6 +44,12 @@ const bytes = replayOnly.outputFiles[0].contents;
 line('(in memory) replay only', bytes.length, gzipSync(bytes, { level: 9 }).length, 'core + rrweb, no console plugin, no web-vitals');
 if (core > BUDGET_GZIP_BYTES) {
   console.error(`size budget exceeded: observer.core.iife.js is ${core} bytes gzipped, budget ${BUDGET_GZIP_BYTES}`);
+  process.exit(1);
+}
+// The Solid entry must use the app's copy of the SDK, never carry its own (two SDKs would record twice).
+const solid = readFileSync(join(root, 'dist/solid.esm.js'), 'utf8');
+if (!/from\s*["']@observer\/browser["']/.test(solid) || solid.includes('__observerSdk')) {
+  console.error('dist/solid.esm.js must import the SDK from "@observer/browser", not bundle a copy of it');
   process.exit(1);
 }
 console.log(`size budget ok: SDK without rrweb ${core} bytes gzipped <= ${BUDGET_GZIP_BYTES}`);

@@ -268,6 +268,14 @@ export class Client {
     });
   }
 
+  /**
+   * A page view for the current URL, unless one is pending or the last one was for this URL: a router hook
+   * (sdk/src/solid) and the History API autotrack can both report one navigation, and it counts once.
+   */
+  pageView(): void {
+    this.onNavigate();
+  }
+
   private onNavigate(): void {
     // Hash-only changes (in-page anchors) are not page views; redirect chains settle into one.
     if (this.pageViewTimer !== undefined || this.currentUrl() === this.lastPageUrl) return;
@@ -279,7 +287,8 @@ export class Client {
     clearTimeout(this.pageViewTimer);
     this.pageViewTimer = undefined;
     try {
-      if (this.currentUrl() !== this.lastPageUrl) this.trackPageView(this.lastPageUrl || '');
+      // The first page view of a page (autotrack off, a router hook reports it) keeps the document's referrer.
+      if (this.currentUrl() !== this.lastPageUrl) this.trackPageView(this.lastPageUrl === undefined ? this.deps.win.document.referrer : this.lastPageUrl);
     } catch (e) {
       this.log.warn('page view failed', e);
     }

@@ -90,6 +90,18 @@ export function identify(userId: string | null | undefined): void {
 }
 
 /**
+ * Records a page view for the current URL (for routers the History API autotrack cannot see, or with
+ * `autoTrack.pageViews: false`). A URL already reported as the last page view is not reported twice.
+ */
+export function pageView(): void {
+  try {
+    if (client) client.pageView();
+  } catch (e) {
+    if (client) client.log.warn('pageView failed', e);
+  }
+}
+
+/**
  * Sends everything queued — errors, events and the replay recorded so far — now. Resolves `true` when all of it
  * was delivered, `false` otherwise (what failed stays queued and is retried). Never rejects.
  */

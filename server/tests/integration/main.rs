@@ -23,5 +23,6 @@ mod replay_fetch;
 mod retention;
 mod secrets;
 mod shutdown;
+mod solid_app;
 mod spool_faults;
 mod viewer_session;
