@@ -123,8 +123,8 @@ pub async fn serve(
 /// Opens the disk spool (blocking file I/O, off the async threads).
 async fn open_spool(config: &Config, metrics: Arc<Metrics>) -> Result<Spool, spool::SpoolError> {
     let target = if config.loki.is_some() { DeliveryTarget::Loki } else { DeliveryTarget::Stdout };
-    let (dir, max_bytes) = (config.spool.dir.clone(), config.spool.max_bytes);
-    tokio::task::spawn_blocking(move || Spool::open(&dir, max_bytes, target, metrics))
+    let (dir, max_bytes, sync) = (config.spool.dir.clone(), config.spool.max_bytes, config.spool.sync);
+    tokio::task::spawn_blocking(move || Spool::open_with_sync(&dir, max_bytes, target, metrics, sync))
         .await
         .map_err(|e| spool::SpoolError::Storage(e.to_string()))?
 }

@@ -168,6 +168,17 @@ pub struct SpoolConfig {
     pub max_bytes: u64,
     /// Undelivered items older than this are dropped, counted and logged.
     pub max_age: Duration,
+    pub sync: SpoolSync,
+}
+
+/// `OBSERVER_SPOOL_SYNC`: which failures an acknowledged item survives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SpoolSync {
+    /// Process crash and `kill -9`, not a power cut (SQLite WAL, synchronous=NORMAL).
+    #[default]
+    Normal,
+    /// Power cut too: every group commit is fsynced (synchronous=FULL).
+    Full,
 }
 
 #[derive(Debug, Clone)]
@@ -352,6 +363,11 @@ impl Config {
                 s.spool_max_age.as_deref(),
                 Duration::from_secs(24 * 3600),
             )?,
+            sync: match s.spool_sync.as_deref().map(str::trim) {
+                None | Some("normal") => SpoolSync::Normal,
+                Some("full") => SpoolSync::Full,
+                Some(_) => return Err(invalid("OBSERVER_SPOOL_SYNC", "must be normal or full")),
+            },
         };
         if spool.dir.as_os_str().is_empty() {
             return Err(invalid("OBSERVER_SPOOL_DIR", "must not be empty"));

@@ -182,6 +182,15 @@ pub struct Settings {
     #[serde(deserialize_with = "scalar")]
     pub spool_max_age: Option<String>,
 
+    /// When a spool commit reaches the disk: `normal` (SQLite WAL with
+    /// synchronous=NORMAL: what was acknowledged survives the process being
+    /// killed or crashing; a power cut or kernel crash can lose the commits
+    /// of the last moments) or `full` (every group commit is fsynced: also
+    /// survives a power cut, at a throughput cost). [default: normal]
+    #[arg(long, env = "OBSERVER_SPOOL_SYNC", value_name = "normal|full")]
+    #[serde(deserialize_with = "scalar")]
+    pub spool_sync: Option<String>,
+
     /// Most records in one Loki push. [default: 1000]
     #[arg(long, env = "OBSERVER_LOKI_BATCH_RECORDS", value_name = "N")]
     #[serde(deserialize_with = "scalar")]
@@ -371,6 +380,7 @@ impl Settings {
             spool_dir,
             spool_max_bytes,
             spool_max_age,
+            spool_sync,
             loki_batch_records,
             loki_batch_bytes,
             loki_batch_wait,

@@ -38,6 +38,7 @@ fn errors_name_the_setting() {
         (settings(|s| s.fetch_concurrency = Some("0".into())), "OBSERVER_FETCH_CONCURRENCY"),
         (settings(|s| s.auth_failures_per_minute = Some("-1".into())), "OBSERVER_AUTH_FAILURES_PER_MINUTE"),
         (settings(|s| s.viewer_session_ttl = Some("59s".into())), "OBSERVER_VIEWER_SESSION_TTL"),
+        (settings(|s| s.spool_sync = Some("fast".into())), "OBSERVER_SPOOL_SYNC"),
         (settings(|s| s.viewer_session_ttl = Some("31d".into())), "OBSERVER_VIEWER_SESSION_TTL"),
         (settings(|s| s.viewer_session_ttl = Some("soon".into())), "OBSERVER_VIEWER_SESSION_TTL"),
         (settings(|s| s.auth_failures_per_minute = Some("99999999999".into())), "OBSERVER_AUTH_FAILURES_PER_MINUTE"),

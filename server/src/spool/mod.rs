@@ -35,6 +35,7 @@ pub use writer::Expired;
 use writer::{Command, Reply};
 
 use crate::{
+    config::SpoolSync,
     delivery::{DeliveryError, LogRecord, RecordSink},
     metrics::{DeliveryTarget, KindLabels, Metrics, RecordKind, TargetLabels},
     store::{ChunkInfo, ChunkMeta},
@@ -154,9 +155,22 @@ impl Spool {
         records_target: DeliveryTarget,
         metrics: Arc<Metrics>,
     ) -> Result<Spool, SpoolError> {
+        Self::open_with_sync(dir, max_bytes, records_target, metrics, SpoolSync::default())
+    }
+
+    /// [`Spool::open`] with the durability of commits chosen
+    /// (`OBSERVER_SPOOL_SYNC`).
+    pub fn open_with_sync(
+        dir: &Path,
+        max_bytes: u64,
+        records_target: DeliveryTarget,
+        metrics: Arc<Metrics>,
+        sync: SpoolSync,
+    ) -> Result<Spool, SpoolError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| SpoolError::Storage(format!("cannot create {}: {e}", dir.display())))?;
-        let conn = db::open(dir).map_err(|e| SpoolError::Storage(format!("cannot open {}: {e}", dir.display())))?;
+        let conn =
+            db::open(dir, sync).map_err(|e| SpoolError::Storage(format!("cannot open {}: {e}", dir.display())))?;
         let (records, chunks, bytes) = db::totals(&conn).map_err(|e| SpoolError::Storage(e.to_string()))?;
         if records + chunks > 0 {
             tracing::info!(records, chunks, bytes, "spool: delivering what the previous run acknowledged");
