@@ -1,6 +1,13 @@
 /** `init()` options, their defaults, and their validation. */
 
-import { LIMITS, truncate } from './payload';
+import type { ItemKind } from './control/before-send';
+import { LIMITS, truncate, type AnalyticsEvent, type ErrorReport } from './payload';
+
+/**
+ * Scrubs or drops an error or event before it is queued: return the item (changed or not), or `null` to drop it.
+ * Runs synchronously; if it throws, the item is dropped.
+ */
+export type BeforeSend = (item: ErrorReport | AnalyticsEvent, kind: ItemKind) => ErrorReport | AnalyticsEvent | null | undefined;
 
 export interface ReplayOptions {
   /** Record session replays. Default `true`. */
@@ -39,6 +46,15 @@ export interface ObserverOptions {
   replay?: ReplayOptions | boolean;
   /** Automatic tracking. */
   autoTrack?: AutoTrackOptions;
+  /**
+   * Share of sessions whose errors and events are sent, 0..1 — one number for both, or one per kind. Decided
+   * once per session (tab) with one random draw, so a session sends all of its errors (events) or none. Default `1`.
+   */
+  sampleRate?: number | { errors?: number; events?: number };
+  /** Scrub or drop errors and events (see {@link BeforeSend}). */
+  beforeSend?: BeforeSend;
+  /** `"pending"`: record, store and send nothing until `consent(true)`. Default `"granted"`. */
+  consent?: 'granted' | 'pending';
 }
 
 export interface Settings {
@@ -50,6 +66,14 @@ export interface Settings {
   debug: boolean;
   replay: { enabled: boolean; sampleRate: number; maskAllInputs: boolean; blockSelector?: string; maskTextSelector?: string };
   autoTrack: { pageViews: boolean; errors: boolean };
+  sampleRate: { errors: number; events: number };
+  beforeSend?: BeforeSend;
+  consent: 'granted' | 'pending';
+}
+
+/** A rate in 0..=1 (`fallback` when not a finite number). */
+function rate(value: unknown, fallback: number): number {
+  return typeof value === 'number' && isFinite(value) ? Math.min(1, Math.max(0, value)) : fallback;
 }
 
 function text(value: unknown, max?: number): string | undefined {
@@ -70,7 +94,9 @@ export function resolveSettings(options: ObserverOptions | undefined, base?: str
   }
   const replay = typeof options.replay === 'boolean' ? { enabled: options.replay } : options.replay || {};
   const autoTrack = options.autoTrack || {};
-  const rate = typeof replay.sampleRate === 'number' && isFinite(replay.sampleRate) ? replay.sampleRate : 1;
+  const sample = options.sampleRate;
+  const all = rate(sample, 1);
+  const each = (sample && typeof sample === 'object' ? sample : {}) as { errors?: unknown; events?: unknown };
   return {
     endpoint,
     key: text(options.key),
@@ -80,11 +106,14 @@ export function resolveSettings(options: ObserverOptions | undefined, base?: str
     debug: options.debug === true,
     replay: {
       enabled: replay.enabled !== false,
-      sampleRate: Math.min(1, Math.max(0, rate)),
+      sampleRate: rate(replay.sampleRate, 1),
       maskAllInputs: replay.maskAllInputs !== false,
       blockSelector: text(replay.blockSelector),
       maskTextSelector: text(replay.maskTextSelector),
     },
     autoTrack: { pageViews: autoTrack.pageViews !== false, errors: autoTrack.errors !== false },
+    sampleRate: { errors: rate(each.errors, all), events: rate(each.events, all) },
+    beforeSend: typeof options.beforeSend === 'function' ? options.beforeSend : undefined,
+    consent: options.consent === 'pending' ? 'pending' : 'granted',
   };
 }

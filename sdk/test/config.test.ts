@@ -42,3 +42,18 @@ test('options are clamped and trimmed to server limits', () => {
   assert.equal((resolveSettings({ endpoint: 'https://x.test', replay: { sampleRate: -1 } }) as Settings).replay.sampleRate, 0);
   assert.equal((resolveSettings({ endpoint: 'https://x.test', replay: false }) as Settings).replay.enabled, false);
 });
+
+test('sampleRate for errors and events: one number, or one per kind, clamped; consent and beforeSend', () => {
+  const base = { endpoint: 'https://x.test' };
+  assert.deepEqual((resolveSettings(base) as Settings).sampleRate, { errors: 1, events: 1 });
+  assert.deepEqual((resolveSettings({ ...base, sampleRate: 0.25 }) as Settings).sampleRate, { errors: 0.25, events: 0.25 });
+  assert.deepEqual((resolveSettings({ ...base, sampleRate: { events: 0.1 } }) as Settings).sampleRate, { errors: 1, events: 0.1 });
+  assert.deepEqual((resolveSettings({ ...base, sampleRate: { errors: -1, events: 9 } }) as Settings).sampleRate, { errors: 0, events: 1 });
+  assert.deepEqual((resolveSettings({ ...base, sampleRate: NaN }) as Settings).sampleRate, { errors: 1, events: 1 });
+  assert.equal((resolveSettings(base) as Settings).consent, 'granted');
+  assert.equal((resolveSettings({ ...base, consent: 'pending' }) as Settings).consent, 'pending');
+  assert.equal((resolveSettings({ ...base, consent: 'nonsense' as 'pending' }) as Settings).consent, 'granted');
+  const fn = () => null;
+  assert.equal((resolveSettings({ ...base, beforeSend: fn }) as Settings).beforeSend, fn);
+  assert.equal((resolveSettings({ ...base, beforeSend: 'x' as never }) as Settings).beforeSend, undefined);
+});

@@ -55,6 +55,9 @@ export class Recorder {
   private timerDue = 0;
   private record: RecordFn | undefined;
   private stopRecording: (() => void) | undefined;
+  /** Counts start/stop calls: a start whose rrweb arrives after a later stop (or start) does nothing. */
+  private generation = 0;
+  private starting: Promise<void> | undefined;
 
   constructor(
     private readonly session: Session,
@@ -68,10 +71,24 @@ export class Recorder {
     return this.stopRecording !== undefined;
   }
 
-  /** Starts rrweb. Resolves (never rejects) once recording runs or it is clear that it cannot. */
-  async start(loadRecord: () => Promise<RecordFn | undefined>): Promise<void> {
+  /**
+   * Starts rrweb (a new Meta + FullSnapshot); does nothing when it runs or is starting. Resolves (never rejects)
+   * once recording runs or it is clear that it cannot.
+   */
+  start(loadRecord: () => Promise<RecordFn | undefined>): Promise<void> {
+    if (this.recording || this.starting) return this.starting || Promise.resolve();
+    const generation = ++this.generation;
+    const starting = this.begin(loadRecord, generation).then(() => {
+      if (this.starting === starting) this.starting = undefined;
+    });
+    this.starting = starting;
+    return starting;
+  }
+
+  private async begin(loadRecord: () => Promise<RecordFn | undefined>, generation: number): Promise<void> {
     try {
       const record = await loadRecord();
+      if (generation !== this.generation) return;
       if (typeof record !== 'function') {
         this.log.warn('replay: rrweb is not available (core build without window.rrweb); not recording');
         return;
@@ -179,7 +196,10 @@ export class Recorder {
     }
   }
 
+  /** Stops rrweb and seals what was recorded (the outbox sends it). */
   stop(): void {
+    this.generation++;
+    this.starting = undefined;
     try {
       if (this.stopRecording) this.stopRecording();
     } catch {
@@ -187,5 +207,12 @@ export class Recorder {
     }
     this.stopRecording = undefined;
     this.seal();
+  }
+
+  /** Stops rrweb and forgets what was recorded and not sealed yet (consent withdrawn, opt-out). */
+  discard(): void {
+    this.parts = [];
+    this.chars = 0;
+    this.stop();
   }
 }
