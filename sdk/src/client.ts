@@ -53,8 +53,11 @@ export class Client {
   private readonly store: OfflineStore;
   /** Shut down (consent withdrawn, opt-out): timers that were already set do nothing. */
   private off = false;
+  /** Left (`pagehide`) and not restored: a dying page may still get events (`online`) but must not claim items. */
+  private left = false;
   private recorder: Recorder | undefined;
   private recorderReady: Promise<void> = Promise.resolve();
+  private adopting: Promise<void> = Promise.resolve();
   private lastPageUrl: string | undefined;
   private pageViewTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly recentErrors = new Map<string, number>();
@@ -237,6 +240,7 @@ export class Client {
       if (dropped > 0) this.log.warn(`sessionStorage bound reached: dropped ${dropped} unsent items`);
       if (!persisted) this.log.warnOnce('spill-memory', 'sessionStorage refused the unsent data: it is lost if the page is left');
     }
+    if (leaving) this.left = true;
     if (leaving) this.session.release();
     else setTimeout(() => this.reclaimSpill(), STILL_ALIVE_MS);
   }
@@ -246,8 +250,9 @@ export class Client {
    * claimed now, read back a moment later, and queued if the claim held (control/offline.ts).
    */
   private adoptStored(): void {
-    if (this.store.claim() === 0) return;
-    setTimeout(() => {
+    if (this.left || this.store.claim() === 0) return;
+    // flush() waits for it: what is being taken over counts as queued.
+    this.adopting = new Promise((resolve) => setTimeout(resolve, CLAIM_CHECK_MS)).then(() => {
       if (this.off) return;
       try {
         const items = this.store.claimed();
@@ -262,11 +267,12 @@ export class Client {
       } catch (e) {
         this.log.warn('taking over stored items failed', e);
       }
-    }, CLAIM_CHECK_MS);
+    });
   }
 
   /** Back from the back/forward cache: this page continues (or, if another page took over, starts) the session. */
   private onRestore(): void {
+    this.left = false;
     const claimed = this.session.claim();
     if (claimed !== 'continued') this.log.debug(`session ${this.session.id} (${claimed} after restore)`);
     this.scheduleSettle();
@@ -444,7 +450,7 @@ export class Client {
     try {
       this.firePendingPageView();
       this.settleSession();
-      await this.recorderReady;
+      await Promise.all([this.recorderReady, this.adopting]);
       if (this.recorder) this.recorder.seal();
       const results = await Promise.all([this.errors.flush(), this.events.flush(), this.outbox.flush()]);
       return results.every(Boolean);

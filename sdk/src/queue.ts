@@ -67,6 +67,9 @@ export interface DurableStore {
   keep(kind: string, parcels: Parcel[], release: boolean): void;
 }
 
+/** Items pushed while offline are written down this long after the first of them. */
+const KEEP_DELAY_MS = 1000;
+
 const defaultOnline = (): boolean => typeof navigator === 'undefined' || navigator.onLine !== false;
 
 interface Entry<T> extends Parcel {
@@ -106,6 +109,7 @@ export class BatchQueue<T extends { timestamp?: number }> {
   private entries: Array<Entry<T>> = [];
   private inflight: Promise<boolean> | null = null;
   private lingerTimer: ReturnType<typeof setTimeout> | undefined;
+  private keepTimer: ReturnType<typeof setTimeout> | undefined;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
   private attempt = 0;
   /** The last attempt ended in a network error (Observer unreachable): leaving pages keep items instead of keepalive. */
@@ -133,9 +137,15 @@ export class BatchQueue<T extends { timestamp?: number }> {
   push(item: T): T | null {
     const admitted = this.deps.admit ? this.deps.admit(item) : item;
     if (!admitted || this.closed) return null;
-    const fresh = this.enqueue([admitted], false);
-    // Offline or failing: written down at once, so that a crashed or killed page does not lose it.
-    if (this.deps.store && (this.failing || !this.online())) this.deps.store.keep(this.name, fresh, false);
+    this.enqueue([admitted], false);
+    // Offline or failing: written down within a second (one write for a burst), so that a crashed or killed
+    // page does not lose it.
+    if (this.deps.store && (this.failing || !this.online()) && this.keepTimer === undefined) {
+      this.keepTimer = setTimeout(() => {
+        this.keepTimer = undefined;
+        if (this.deps.store) this.deps.store.keep(this.name, this.entries.filter((e) => !e.stored), false);
+      }, KEEP_DELAY_MS);
+    }
     this.schedule();
     return admitted;
   }
@@ -144,6 +154,7 @@ export class BatchQueue<T extends { timestamp?: number }> {
   clear(): void {
     this.closed = true;
     this.clearTimers();
+    clearTimeout(this.keepTimer);
     this.entries = [];
   }
 
@@ -326,6 +337,9 @@ export class BatchQueue<T extends { timestamp?: number }> {
    */
   drainForHide(budget: KeepaliveBudget, leaving = true): T[] {
     this.clearTimers();
+    // Everything unsent is written down below.
+    clearTimeout(this.keepTimer);
+    this.keepTimer = undefined;
     if (this.entries.length > 0) this.beforeSend();
     const { store } = this.deps;
     const offline = this.failing || !this.online();

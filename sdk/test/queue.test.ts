@@ -249,6 +249,7 @@ function fakeStore() {
       log.push(`forget ${parcels.map((p) => (p.item as Item).message).join(',')}`);
     },
     keep(kind, parcels, release) {
+      for (const p of parcels) p.stored = true;
       log.push(`keep${release ? ' released' : ''} ${parcels.map((p) => (p.item as Item).message).join(',')}`);
     },
   };
@@ -278,23 +279,28 @@ test('what the store says another page took over is not sent', async () => {
   assert.deepEqual(sent(post), [['m2']]);
 });
 
-test('offline: nothing is sent or counted, items are written down at once, sent when back online', async (t) => {
+test('offline: nothing is sent or counted, items are written down within a second, sent when back online', async (t) => {
   t.mock.timers.enable({ apis: ['setTimeout'] });
   let online = false;
   const post = fakePost();
   const store = fakeStore();
   const q = new BatchQueue<Item>('events', { post, url: 'u', log: fakeLogger(), store, online: () => online });
   q.push(item(1));
+  q.push(item(2));
+  assert.deepEqual(store.log, []);
+  assert.equal(await q.flush(), false);
+  t.mock.timers.tick(1000);
+  assert.deepEqual(store.log, ['keep m1,m2'], 'one write for a burst, within a second');
+  q.push(item(3));
   t.mock.timers.tick(60_000);
   await settle();
-  assert.equal(await q.flush(), false);
   assert.equal(post.calls.length, 0);
-  assert.deepEqual(store.log, ['keep m1']);
+  assert.deepEqual(store.log, ['keep m1,m2', 'keep m3'], 'only what was not written yet');
   online = true;
   q.wake();
   t.mock.timers.tick(2000);
   await settle();
-  assert.deepEqual(sent(post), [['m1']]);
+  assert.deepEqual(sent(post), [['m1', 'm2', 'm3']]);
 });
 
 test('leaving while offline or failing: no keepalive, everything kept in the store, released', async () => {

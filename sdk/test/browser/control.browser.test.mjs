@@ -262,15 +262,20 @@ test('an error captured offline is sent by the next page load of the origin afte
   await first.page.waitForTimeout(2500);
   assert.equal(await first.page.evaluate(() => Observer.flush()), false, 'not delivered while offline');
   const stored = await first.page.evaluate(() => JSON.parse(localStorage.getItem('observer.queue')));
-  assert.deepEqual(stored.q.map((r) => r.d.message), ['captured while offline'], 'written down at once');
+  assert.deepEqual(stored.q.map((r) => r.d.message), ['captured while offline'], 'written down within a second');
+  // Closed like a tab (pagehide runs); close() returns before the page is gone, so wait for it.
+  const closed = new Promise((r) => first.page.once('close', r));
   await first.page.close({ runBeforeUnload: true });
+  await closed;
   assert.ok(!observer.state.errors.some((e) => e.message === 'captured while offline'));
 
   await context.setOffline(false);
   const second = await open(context);
   await second.page.goto(siteUrl('/c/plain.html'));
-  await second.page.waitForTimeout(1000);
+  // flush() waits for the takeover (claim, then read back 0.5 s later) and sends what it took over.
   assert.equal(await second.page.evaluate(() => Observer.flush()), true);
+  assert.equal(observer.state.errors.filter((e) => e.message === 'captured while offline').length, 1, 'delivered by the next page');
+  assert.equal(await second.page.evaluate(() => localStorage.getItem('observer.queue')), null, 'store emptied after the 2xx');
   // A third page of the origin finds nothing left to send.
   const third = await open(context);
   await third.page.goto(siteUrl('/c/plain.html'));
