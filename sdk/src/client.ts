@@ -6,6 +6,8 @@ import { watchNetwork, type NetworkRecord } from './capture/network';
 import { watchVitals, type WebVital, type WebVitalsApi } from './capture/vitals';
 import { watchNavigation } from './autotrack/navigation';
 import type { Settings } from './config';
+import { applyBeforeSend, type ItemKind } from './control/before-send';
+import { CLAIM_CHECK_MS, OfflineStore } from './control/offline';
 import { KeepaliveBudget } from './keepalive';
 import { createLogger, type Logger } from './log';
 import {
@@ -23,9 +25,9 @@ import { BatchQueue } from './queue';
 import { ReplayOutbox } from './replay/outbox';
 import { DEFAULT_RECORDER_SETTINGS, Recorder } from './replay/recorder';
 import type { RecordFn } from './replay/types';
-import { HANDOVER_MS, HEARTBEAT_MS, Session } from './session';
+import { HANDOVER_MS, HEARTBEAT_MS, Session, SESSION_KEY, VISITOR_KEY } from './session';
 import { Spill } from './spill';
-import { safeStore } from './storage';
+import { safeStore, type KeyValueStore } from './storage';
 import { createFetchPost, type Post } from './transport';
 
 /** A page view waits this long after a History API navigation, so the app can set the new title. */
@@ -53,8 +55,16 @@ export class Client {
   private readonly events: BatchQueue<AnalyticsEvent>;
   private readonly outbox: ReplayOutbox;
   private readonly budget = new KeepaliveBudget();
+  private readonly tab: KeyValueStore;
+  private readonly browser: KeyValueStore;
+  private readonly store: OfflineStore;
+  /** Shut down (consent withdrawn, opt-out): timers that were already set do nothing. */
+  private off = false;
+  /** Left (`pagehide`) and not restored: a dying page may still get events (`online`) but must not claim items. */
+  private left = false;
   private recorder: Recorder | undefined;
   private recorderReady: Promise<void> = Promise.resolve();
+  private adopting: Promise<void> = Promise.resolve();
   private lastPageUrl: string | undefined;
   /** The URL of the page load (or back/forward cache restore) that Web Vitals belong to. */
   private vitalsUrl: string | undefined;
@@ -68,8 +78,8 @@ export class Client {
   ) {
     const win = deps.win;
     this.log = createLogger(settings.debug);
-    const tab = safeStore(() => win.sessionStorage);
-    const browser = safeStore(() => win.localStorage);
+    const tab = (this.tab = safeStore(() => win.sessionStorage));
+    const browser = (this.browser = safeStore(() => win.localStorage));
     if (!tab.persistent) this.log.debug('sessionStorage unavailable: session and replay continuity limited to this page');
     this.session = new Session(tab, browser, {
       sampleRate: settings.replay.sampleRate,
@@ -77,12 +87,15 @@ export class Client {
       discarded: (win.document as Document & { wasDiscarded?: boolean }).wasDiscarded === true,
     });
     this.spill = new Spill(tab);
+    // Without localStorage, the tab's sessionStorage still carries unsent items to the tab's next page load.
+    this.store = new OfflineStore(browser.persistent ? browser : tab, this.session.pageId, this.log);
     const post = deps.post || createFetchPost(win.fetch ? win.fetch.bind(win) : undefined);
     const keyQuery = settings.key ? `?key=${encodeURIComponent(settings.key)}` : '';
     // Nothing leaves with a provisional session id: a pending start settles before the first batch is taken.
     const beforeSend = () => this.settleSession();
-    this.errors = new BatchQueue<ErrorReport>('errors', { post, url: `${settings.endpoint}/api/observer/errors${keyQuery}`, log: this.log, beforeSend });
-    this.events = new BatchQueue<AnalyticsEvent>('events', { post, url: `${settings.endpoint}/api/observer/events${keyQuery}`, log: this.log, beforeSend });
+    const common = { post, log: this.log, beforeSend, store: this.store };
+    this.errors = new BatchQueue<ErrorReport>('errors', { ...common, url: `${settings.endpoint}/api/observer/errors${keyQuery}`, admit: (item) => this.admit('error', item) });
+    this.events = new BatchQueue<AnalyticsEvent>('events', { ...common, url: `${settings.endpoint}/api/observer/events${keyQuery}`, admit: (item) => this.admit('event', item) });
     this.session.onAdopt = (from, to) => {
       const restamp = <T extends { session_id?: string }>(item: T): T => (item.session_id === from ? { ...item, session_id: to } : item);
       this.errors.update(restamp);
@@ -92,10 +105,11 @@ export class Client {
   }
 
   start(): void {
-    const { win, loadRecord } = this.deps;
+    const { win } = this.deps;
     const { settings, session } = this;
-    // What a previous page of this tab could not send goes first.
+    // What a previous page of this tab (or, for errors and events, of the origin) could not send goes first.
     this.reclaimSpill();
+    this.adoptStored();
     this.log.debug(
       `session ${session.id}${session.isPending ? ' (provisional: another page holds the tab\'s session)' : ''}, visitor ${session.visitorId}, replay ${settings.replay.enabled && session.sampled ? 'recorded' : 'off'}`,
     );
@@ -103,15 +117,7 @@ export class Client {
     if (settings.autoTrack.errors) {
       this.cleanups.push(watchErrors(win, (info) => this.onUncaught(info)));
     }
-    if (settings.replay.enabled && session.sampled) {
-      this.recorder = new Recorder(session, this.outbox, this.log, {
-        ...DEFAULT_RECORDER_SETTINGS,
-        maskAllInputs: settings.replay.maskAllInputs,
-        blockSelector: settings.replay.blockSelector,
-        maskTextSelector: settings.replay.maskTextSelector,
-      });
-      this.recorderReady = this.recorder.start(loadRecord, () => this.loadPlugins());
-    }
+    if (settings.replay.enabled && session.sampled) this.record();
     if (settings.network.enabled) {
       this.cleanups.push(
         watchNetwork(win, {
@@ -134,6 +140,61 @@ export class Client {
     this.watchLifecycle();
   }
 
+  // ---- replay control ---------------------------------------------------------------------------------------
+
+  private record(): void {
+    if (!this.recorder) {
+      const { replay } = this.settings;
+      this.recorder = new Recorder(this.session, this.outbox, this.log, {
+        ...DEFAULT_RECORDER_SETTINGS,
+        maskAllInputs: replay.maskAllInputs,
+        blockSelector: replay.blockSelector,
+        maskTextSelector: replay.maskTextSelector,
+      });
+    }
+    this.recorderReady = this.recorder.start(this.deps.loadRecord, () => this.loadPlugins());
+  }
+
+  /** `replay.start()`: records this session from now on (whatever the sampling said), with a new full snapshot. */
+  startReplay(): void {
+    this.session.setSampled(true);
+    this.record();
+  }
+
+  /** `replay.stop()`: stops recording for the rest of the session and sends what was recorded. */
+  stopReplay(): Promise<boolean> {
+    this.session.setSampled(false);
+    if (this.recorder) this.recorder.stop();
+    return this.outbox.flush();
+  }
+
+  // ---- consent ----------------------------------------------------------------------------------------------
+
+  /**
+   * Stops everything at once and forgets what is unsent and the ids (consent withdrawn, opt-out): rrweb stops, the
+   * queues, the spill and the offline store are emptied, listeners and timers go. A request in flight is not
+   * recalled.
+   */
+  shutdown(): void {
+    this.off = true;
+    for (const cleanup of this.cleanups) {
+      try {
+        cleanup();
+      } catch {
+        // keep going
+      }
+    }
+    if (this.pageViewTimer !== undefined) clearTimeout(this.pageViewTimer);
+    if (this.recorder) this.recorder.discard();
+    this.errors.clear();
+    this.events.clear();
+    this.outbox.clear();
+    this.spill.take();
+    this.store.clear();
+    this.tab.remove(SESSION_KEY);
+    this.browser.remove(VISITOR_KEY);
+  }
+
   // ---- page lifecycle -------------------------------------------------------------------------------------
 
   private watchLifecycle(): void {
@@ -146,7 +207,10 @@ export class Client {
         this.log.warn('lifecycle handler failed', e);
       }
     };
-    const beat = guard(() => this.session.heartbeat(doc.visibilityState === 'hidden'));
+    const beat = guard(() => {
+      this.session.heartbeat(doc.visibilityState === 'hidden');
+      this.store.refresh();
+    });
     const onVisibility = guard(() => {
       beat();
       if (doc.visibilityState === 'hidden') this.onHide(false);
@@ -157,9 +221,16 @@ export class Client {
       guard(() => {
         if ((event as PageTransitionEvent).persisted) this.onRestore();
       })();
+    // Back online: what waits here, and what pages closed while offline left behind, goes now.
+    const onOnline = guard(() => {
+      this.adoptStored();
+      this.errors.wake();
+      this.events.wake();
+    });
     doc.addEventListener('visibilitychange', onVisibility);
     win.addEventListener('pagehide', onPageHide);
     win.addEventListener('pageshow', onPageShow);
+    win.addEventListener('online', onOnline);
     // The live mark's heartbeat (browsers slow this down in hidden pages and stop it in the back/forward cache).
     beat();
     const heartbeat = setInterval(beat, HEARTBEAT_MS);
@@ -168,37 +239,69 @@ export class Client {
       doc.removeEventListener('visibilitychange', onVisibility);
       win.removeEventListener('pagehide', onPageHide);
       win.removeEventListener('pageshow', onPageShow);
+      win.removeEventListener('online', onOnline);
     });
   }
 
   /**
    * Hidden (tab switch, minimise) or leaving (`pagehide`): what is queued goes out with `keepalive` within the
-   * budget, in order errors, events, replay; the rest goes to sessionStorage. If the page is still alive a moment
-   * later, it takes the spill back and sends it normally.
+   * budget, in order errors, events, replay (errors and events not while offline). Errors and events that do not
+   * go stay in the offline store (control/offline.ts), released for any page of the origin when leaving; replay
+   * chunks go to the tab's sessionStorage spill. If the page is still alive a moment later, it takes the spill
+   * back and sends it normally.
    */
   private onHide(leaving: boolean): void {
     this.settleSession();
     this.firePendingPageView();
     if (this.recorder) this.recorder.seal();
-    const errors = this.errors.drainForHide(this.budget);
-    const events = this.events.drainForHide(this.budget);
+    const errors = this.errors.drainForHide(this.budget, leaving);
+    const events = this.events.drainForHide(this.budget, leaving);
     const replay = this.outbox.drainForHide(this.budget);
-    if (errors.length + events.length + replay.length > 0) {
-      const { dropped, persisted } = this.spill.save({ errors, events, replay });
-      this.log.debug(`page ${leaving ? 'left' : 'hidden'}: kept ${errors.length} errors, ${events.length} events, ${replay.length} replay chunks for later`);
+    if (errors.length + events.length > 0) this.log.debug(`page ${leaving ? 'left' : 'hidden'}: kept ${errors.length} errors, ${events.length} events for later`);
+    if (replay.length > 0) {
+      const { dropped, persisted } = this.spill.save({ errors: [], events: [], replay });
+      this.log.debug(`page ${leaving ? 'left' : 'hidden'}: kept ${replay.length} replay chunks for later`);
       if (dropped > 0) this.log.warn(`sessionStorage bound reached: dropped ${dropped} unsent items`);
       if (!persisted) this.log.warnOnce('spill-memory', 'sessionStorage refused the unsent data: it is lost if the page is left');
     }
+    if (leaving) this.left = true;
     if (leaving) this.session.release();
     else setTimeout(() => this.reclaimSpill(), STILL_ALIVE_MS);
   }
 
+  /**
+   * Takes over the errors and events that no running page owns (pages closed while offline, or that crashed):
+   * claimed now, read back a moment later, and queued if the claim held (control/offline.ts).
+   */
+  private adoptStored(): void {
+    if (this.left || this.store.claim() === 0) return;
+    // flush() waits for it: what is being taken over counts as queued.
+    this.adopting = new Promise((resolve) => setTimeout(resolve, CLAIM_CHECK_MS)).then(() => {
+      if (this.off) return;
+      try {
+        const items = this.store.claimed();
+        for (const queue of [this.errors, this.events] as Array<BatchQueue<object>>) {
+          const mine = items.filter((r) => r.k === queue.name);
+          queue.restore(
+            mine.map((r) => r.d),
+            mine.map((r) => r.i),
+          );
+        }
+        if (items.length > 0) this.log.debug(`sending ${items.length} errors and events kept by earlier pages`);
+      } catch (e) {
+        this.log.warn('taking over stored items failed', e);
+      }
+    });
+  }
+
   /** Back from the back/forward cache: this page continues (or, if another page took over, starts) the session. */
   private onRestore(): void {
+    this.left = false;
     const claimed = this.session.claim();
     if (claimed !== 'continued') this.log.debug(`session ${this.session.id} (${claimed} after restore)`);
     this.scheduleSettle();
     this.reclaimSpill();
+    this.adoptStored();
     if (this.recorder) this.recorder.takeFullSnapshot();
     if (this.settings.autoTrack.pageViews) this.trackPageView(this.deps.win.document.referrer);
     if (this.vitalsUrl !== undefined) this.vitalsUrl = this.currentUrl();
@@ -208,6 +311,7 @@ export class Client {
   private scheduleSettle(): void {
     if (!this.session.isPending) return;
     setTimeout(() => {
+      if (this.off) return;
       try {
         this.settleSession();
       } catch (e) {
@@ -224,6 +328,7 @@ export class Client {
   }
 
   private reclaimSpill(): void {
+    if (this.off) return;
     const data = this.spill.take();
     const total = data.errors.length + data.events.length + data.replay.length;
     if (total === 0) return;
@@ -234,6 +339,13 @@ export class Client {
   }
 
   // ---- events -----------------------------------------------------------------------------------------------
+
+  /** What is queued of an error or event: nothing when this session is sampled out, else what `beforeSend` says. */
+  private admit<T extends object>(kind: ItemKind, item: T): T | null {
+    const rate = this.settings.sampleRate[kind === 'error' ? 'errors' : 'events'];
+    if (!(this.session.draw < rate)) return null;
+    return applyBeforeSend(this.settings.beforeSend, item, kind, this.log);
+  }
 
   private currentUrl(): string {
     return truncate(stripHash(this.deps.win.location.href), LIMITS.url);
@@ -393,7 +505,7 @@ export class Client {
     const message = truncate(d.message, LIMITS.message);
     const type = optionalText(d.type, LIMITS.type);
     const stack = optionalText(d.stack, LIMITS.stack);
-    this.errors.push({
+    const sent = this.errors.push({
       message,
       type,
       stack,
@@ -404,7 +516,8 @@ export class Client {
       environment: this.settings.environment,
       context: ctx,
     });
-    if (this.recorder) this.recorder.addError({ message, type, stack });
+    // The replay marks what was sent, as beforeSend left it (a dropped or sampled-out error is not marked).
+    if (sent && this.recorder) this.recorder.addError(sent);
   }
 
   // ---- flush ------------------------------------------------------------------------------------------------
@@ -414,7 +527,7 @@ export class Client {
     try {
       this.firePendingPageView();
       this.settleSession();
-      await this.recorderReady;
+      await Promise.all([this.recorderReady, this.adopting]);
       if (this.recorder) this.recorder.seal();
       const results = await Promise.all([this.errors.flush(), this.events.flush(), this.outbox.flush()]);
       return results.every(Boolean);

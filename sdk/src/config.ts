@@ -1,6 +1,13 @@
 /** `init()` options, their defaults, and their validation. */
 
-import { LIMITS, truncate } from './payload';
+import type { ItemKind } from './control/before-send';
+import { LIMITS, truncate, type AnalyticsEvent, type ErrorReport } from './payload';
+
+/**
+ * Scrubs or drops an error or event before it is queued: return the item (changed or not), or `null` to drop it.
+ * Runs synchronously; if it throws, the item is dropped.
+ */
+export type BeforeSend = (item: ErrorReport | AnalyticsEvent, kind: ItemKind) => ErrorReport | AnalyticsEvent | null | undefined;
 
 export interface ReplayOptions {
   /** Record session replays. Default `true`. */
@@ -63,6 +70,15 @@ export interface ObserverOptions {
   network?: NetworkOptions | boolean;
   /** LCP, INP, CLS, FCP and TTFB of each page view as `web_vital` events (npm `web-vitals`). Default `true`. */
   webVitals?: boolean;
+  /**
+   * Share of sessions whose errors and events are sent, 0..1 — one number for both, or one per kind. Decided
+   * once per session (tab) with one random draw, so a session sends all of its errors (events) or none. Default `1`.
+   */
+  sampleRate?: number | { errors?: number; events?: number };
+  /** Scrub or drop errors and events (see {@link BeforeSend}). */
+  beforeSend?: BeforeSend;
+  /** `"pending"`: record, store and send nothing until `consent(true)`. Default `"granted"`. */
+  consent?: 'granted' | 'pending';
 }
 
 export interface Settings {
@@ -77,6 +93,9 @@ export interface Settings {
   console: { enabled: boolean; levels: string[] };
   network: { enabled: boolean; recordErrors: boolean; errorStatusFrom: number; ignoreUrls: Array<string | RegExp> };
   webVitals: boolean;
+  sampleRate: { errors: number; events: number };
+  beforeSend?: BeforeSend;
+  consent: 'granted' | 'pending';
 }
 
 export const DEFAULT_CONSOLE_LEVELS = ['log', 'info', 'warn', 'error', 'debug', 'assert', 'trace'];
@@ -84,6 +103,11 @@ export const DEFAULT_CONSOLE_LEVELS = ['log', 'info', 'warn', 'error', 'debug', 
 /** `true`, `false` or an options object with an `enabled` switch, as one object. */
 function section<T extends { enabled?: boolean }>(value: T | boolean | undefined): T {
   return (typeof value === 'boolean' ? { enabled: value } : value && typeof value === 'object' ? value : {}) as T;
+}
+
+/** A rate in 0..=1 (`fallback` when not a finite number). */
+function rate(value: unknown, fallback: number): number {
+  return typeof value === 'number' && isFinite(value) ? Math.min(1, Math.max(0, value)) : fallback;
 }
 
 function text(value: unknown, max?: number): string | undefined {
@@ -106,7 +130,9 @@ export function resolveSettings(options: ObserverOptions | undefined, base?: str
   const autoTrack = options.autoTrack || {};
   const consoleOptions = section<ConsoleOptions>(options.console);
   const network = section<NetworkOptions>(options.network);
-  const rate = typeof replay.sampleRate === 'number' && isFinite(replay.sampleRate) ? replay.sampleRate : 1;
+  const sample = options.sampleRate;
+  const all = rate(sample, 1);
+  const each = (sample && typeof sample === 'object' ? sample : {}) as { errors?: unknown; events?: unknown };
   return {
     endpoint,
     key: text(options.key),
@@ -116,7 +142,7 @@ export function resolveSettings(options: ObserverOptions | undefined, base?: str
     debug: options.debug === true,
     replay: {
       enabled: replay.enabled !== false,
-      sampleRate: Math.min(1, Math.max(0, rate)),
+      sampleRate: rate(replay.sampleRate, 1),
       maskAllInputs: replay.maskAllInputs !== false,
       blockSelector: text(replay.blockSelector),
       maskTextSelector: text(replay.maskTextSelector),
@@ -133,5 +159,8 @@ export function resolveSettings(options: ObserverOptions | undefined, base?: str
       ignoreUrls: Array.isArray(network.ignoreUrls) ? network.ignoreUrls.filter((u) => typeof u === 'string' || u instanceof RegExp) : [],
     },
     webVitals: options.webVitals !== false,
+    sampleRate: { errors: rate(each.errors, all), events: rate(each.events, all) },
+    beforeSend: typeof options.beforeSend === 'function' ? options.beforeSend : undefined,
+    consent: options.consent === 'pending' ? 'pending' : 'granted',
   };
 }

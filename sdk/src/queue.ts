@@ -1,9 +1,12 @@
 /**
  * Batching delivery of errors and events: a bounded in-memory queue, batches of up to 100 items (or ~512 KiB)
- * sent after ~2 s, one request at a time, retried with backoff on network errors, 408, 429 and 5xx.
+ * sent after ~2 s, one request at a time, retried with backoff on network errors, 408, 429 and 5xx. While the
+ * browser says it is offline nothing is sent (and no attempt is counted). With a {@link DurableStore} every batch
+ * is written down before it is sent and forgotten after the answer (control/offline.ts).
  */
 
 import { retryDelay } from './backoff';
+import { newId } from './ids';
 import { KeepaliveBudget, planKeepalive } from './keepalive';
 import type { Logger } from './log';
 import type { Post, SendResult } from './transport';
@@ -30,7 +33,7 @@ export const DEFAULT_QUEUE_SETTINGS: QueueSettings = {
   maxAttempts: 10,
 };
 
-export interface QueueDeps {
+export interface QueueDeps<T> {
   post: Post;
   /** The full URL to POST batches to (with `?key=` when there is a key). */
   url: string;
@@ -38,9 +41,38 @@ export interface QueueDeps {
   random?: () => number;
   /** Called before queued items are taken for sending (the session may settle and re-stamp them, see `update`). */
   beforeSend?: () => void;
+  /** Decides, as an item is pushed, what is queued: the item, a scrubbed copy, or null (sampled out, dropped). */
+  admit?: (item: T) => T | null;
+  /** Where items on their way are written down so that they survive the page (control/offline.ts). */
+  store?: DurableStore;
+  /** Whether the browser may be online (default: `navigator.onLine !== false`). */
+  online?: () => boolean;
 }
 
-interface Entry<T> {
+/** An item with its id, as the queue and its durable store see it. */
+export interface Parcel {
+  id: string;
+  item: unknown;
+  /** Written to the durable store at least once (from then on the store decides whether it still exists). */
+  stored?: boolean;
+}
+
+/** The durable side of a queue (implemented by control/offline.ts `OfflineStore`). */
+export interface DurableStore {
+  /** A batch is about to be sent: write it down under this page's lease; returns the parcels this page may send. */
+  sending<P extends Parcel>(kind: string, parcels: P[]): P[];
+  /** Delivered, refused for good, or sent with keepalive: remove. */
+  forget(parcels: Parcel[]): void;
+  /** Not sent now: keep for later, under this page's lease, or released for any page (`release`). */
+  keep(kind: string, parcels: Parcel[], release: boolean): void;
+}
+
+/** Items pushed while offline are written down this long after the first of them. */
+const KEEP_DELAY_MS = 1000;
+
+const defaultOnline = (): boolean => typeof navigator === 'undefined' || navigator.onLine !== false;
+
+interface Entry<T> extends Parcel {
   item: T;
   json: string;
   bytes: number;
@@ -77,26 +109,59 @@ export class BatchQueue<T extends { timestamp?: number }> {
   private entries: Array<Entry<T>> = [];
   private inflight: Promise<boolean> | null = null;
   private lingerTimer: ReturnType<typeof setTimeout> | undefined;
+  private keepTimer: ReturnType<typeof setTimeout> | undefined;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
   private attempt = 0;
+  /** The last attempt ended in a network error (Observer unreachable): leaving pages keep items instead of keepalive. */
+  private failing = false;
+  private closed = false;
   private readonly settings: QueueSettings;
   private readonly random: () => number;
+  private readonly online: () => boolean;
 
   constructor(
     readonly name: string,
-    private readonly deps: QueueDeps,
+    private readonly deps: QueueDeps<T>,
     settings: Partial<QueueSettings> = {},
   ) {
     this.settings = { ...DEFAULT_QUEUE_SETTINGS, ...settings };
     this.random = deps.random || Math.random;
+    this.online = deps.online || defaultOnline;
   }
 
   get size(): number {
     return this.entries.length;
   }
 
-  push(item: T): void {
-    this.enqueue([item], false);
+  /** Queues `item` as `admit` lets it through; returns what was queued (null: nothing). */
+  push(item: T): T | null {
+    const admitted = this.deps.admit ? this.deps.admit(item) : item;
+    if (!admitted || this.closed) return null;
+    this.enqueue([admitted], false);
+    // Offline or failing: written down within a second (one write for a burst), so that a crashed or killed
+    // page does not lose it.
+    if (this.deps.store && (this.failing || !this.online()) && this.keepTimer === undefined) {
+      this.keepTimer = setTimeout(() => {
+        this.keepTimer = undefined;
+        if (this.deps.store) this.deps.store.keep(this.name, this.entries.filter((e) => !e.stored), false);
+      }, KEEP_DELAY_MS);
+    }
+    this.schedule();
+    return admitted;
+  }
+
+  /** Forgets everything queued and stops (consent withdrawn, opt-out); answers to requests in flight are ignored. */
+  clear(): void {
+    this.closed = true;
+    this.clearTimers();
+    clearTimeout(this.keepTimer);
+    this.entries = [];
+  }
+
+  /** The browser is back online: send now. */
+  wake(): void {
+    this.attempt = 0;
+    this.clearTimers();
     this.schedule();
   }
 
@@ -121,30 +186,33 @@ export class BatchQueue<T extends { timestamp?: number }> {
     }
   }
 
-  /** Puts items back at the front (items restored from a previous page's spill). */
-  restore(items: readonly T[]): void {
-    if (items.length === 0) return;
-    this.enqueue(items, true);
+  /**
+   * Puts items back at the front: from a previous page's spill, or (with their `ids`) taken over from the durable
+   * store.
+   */
+  restore(items: readonly T[], ids?: readonly string[]): void {
+    if (items.length === 0 || this.closed) return;
+    this.enqueue(items, true, ids);
     this.schedule();
   }
 
-  private enqueue(items: readonly T[], front: boolean): void {
+  private enqueue(items: readonly T[], front: boolean, ids?: readonly string[]): Array<Entry<T>> {
     const fresh: Array<Entry<T>> = [];
-    for (const item of items) {
+    items.forEach((item, i) => {
       const json = JSON.stringify(item);
-      if (json === undefined) continue;
-      fresh.push({ item, json, bytes: utf8Length(json) });
-    }
+      if (json !== undefined) fresh.push({ id: ids ? ids[i] : newId(), stored: !!ids, item, json, bytes: utf8Length(json) });
+    });
     this.entries = front ? fresh.concat(this.entries) : this.entries.concat(fresh);
     const over = this.entries.length - this.settings.capacity;
     if (over > 0) {
       this.entries.splice(0, over);
       this.deps.log.warn(`${this.name} queue full (${this.settings.capacity}): dropped the ${over} oldest`);
     }
+    return fresh;
   }
 
   private schedule(): void {
-    if (this.inflight || this.retryTimer !== undefined || this.entries.length === 0) return;
+    if (this.inflight || this.retryTimer !== undefined || this.entries.length === 0 || !this.online()) return;
     if (this.entries.length >= this.settings.maxItems) {
       this.kick();
     } else if (this.lingerTimer === undefined) {
@@ -173,9 +241,13 @@ export class BatchQueue<T extends { timestamp?: number }> {
     this.clearTimers();
     if (this.inflight) return this.inflight;
     if (this.entries.length === 0) return Promise.resolve(true);
+    if (!this.online()) return Promise.resolve(false);
     this.beforeSend();
-    const batch = takeBatch(this.entries, this.settings.maxItems, this.settings.maxBatchBytes);
+    let batch = takeBatch(this.entries, this.settings.maxItems, this.settings.maxBatchBytes);
     this.entries = this.entries.slice(batch.length);
+    // What another page took over meanwhile (or what the store dropped) is not sent from here.
+    if (this.deps.store) batch = this.deps.store.sending(this.name, batch);
+    if (batch.length === 0) return Promise.resolve(true);
     const done = this.deps
       .post(this.deps.url, batchBody(batch), false)
       .then((result) => this.settle(batch, result))
@@ -190,7 +262,12 @@ export class BatchQueue<T extends { timestamp?: number }> {
 
   /** Handles a batch's outcome; returns whether it was delivered. */
   private settle(batch: Array<Entry<T>>, result: SendResult): boolean {
-    const { log } = this.deps;
+    const { log, store } = this.deps;
+    if (this.closed) return false;
+    this.failing = !result.ok && result.status === 0;
+    if (result.ok || !result.retry) {
+      if (store) store.forget(batch);
+    }
     if (result.ok) {
       this.attempt = 0;
       log.debug(`sent ${batch.length} ${this.name}`);
@@ -199,7 +276,9 @@ export class BatchQueue<T extends { timestamp?: number }> {
     if (result.retry) {
       this.attempt++;
       if (this.attempt >= this.settings.maxAttempts) {
-        log.warn(`${this.name}: dropped ${batch.length} after ${this.attempt} attempts`);
+        // With a durable store the batch waits there for a later page load (or the browser coming back online).
+        if (store) store.keep(this.name, batch, true);
+        log.warn(`${this.name}: ${store ? 'kept' : 'dropped'} ${batch.length} after ${this.attempt} attempts`);
         this.attempt = 0;
         this.schedule();
         return false;
@@ -222,7 +301,7 @@ export class BatchQueue<T extends { timestamp?: number }> {
         const item = { ...e.item };
         delete item.timestamp;
         const json = JSON.stringify(item);
-        return { item, json, bytes: utf8Length(json), retimed: true };
+        return { id: e.id, item, json, bytes: utf8Length(json), retimed: true };
       });
       this.entries = retimed.concat(this.entries);
       this.schedule();
@@ -251,12 +330,19 @@ export class BatchQueue<T extends { timestamp?: number }> {
 
   /**
    * The page is being hidden or unloaded: sends the queued batches that fit into the keepalive budget with
-   * `keepalive: true`, and takes out and returns the items of those that do not (to be kept in sessionStorage).
-   * A batch already in flight is left alone.
+   * `keepalive: true` (none while offline or failing: a keepalive request's failure is never seen), and returns
+   * the items of those that do not. With a durable store these are kept there — under this page's lease when it
+   * is only hidden (it stays queued here too), released for the next page load when `leaving`. A batch already
+   * in flight is left alone (its lease stands: see control/offline.ts).
    */
-  drainForHide(budget: KeepaliveBudget): T[] {
+  drainForHide(budget: KeepaliveBudget, leaving = true): T[] {
     this.clearTimers();
+    // Everything unsent is written down below.
+    clearTimeout(this.keepTimer);
+    this.keepTimer = undefined;
     if (this.entries.length > 0) this.beforeSend();
+    const { store } = this.deps;
+    const offline = this.failing || !this.online();
     const batches: Array<Array<Entry<T>>> = [];
     let rest = this.entries;
     while (rest.length > 0) {
@@ -266,13 +352,18 @@ export class BatchQueue<T extends { timestamp?: number }> {
     }
     this.entries = [];
     const bodies = batches.map(batchBody);
-    const fits = new Set(planKeepalive(bodies.map(utf8Length), budget.remaining));
-    const unsent: T[] = [];
+    const fits = new Set(offline ? [] : planKeepalive(bodies.map(utf8Length), budget.remaining));
+    const unsent: Array<Entry<T>> = [];
     batches.forEach((batch, i) => {
       const bytes = utf8Length(bodies[i]);
       if (!fits.has(i) || !budget.tryReserve(bytes)) {
-        for (const e of batch) unsent.push(e.item);
+        unsent.push(...batch);
         return;
+      }
+      // A keepalive request's answer may never be seen: sent at most once, never kept for a resend.
+      if (store) {
+        store.forget(batch);
+        for (const e of batch) e.stored = false;
       }
       this.deps
         .post(this.deps.url, bodies[i], true)
@@ -283,6 +374,11 @@ export class BatchQueue<T extends { timestamp?: number }> {
         })
         .catch(() => budget.release(bytes));
     });
-    return unsent;
+    if (store && unsent.length > 0) store.keep(this.name, unsent, leaving);
+    if (!leaving && store) {
+      this.entries = unsent.concat(this.entries);
+      this.schedule();
+    }
+    return unsent.map((e) => e.item);
   }
 }

@@ -43,8 +43,10 @@ export interface SessionRecord {
   id: string;
   /** The next replay chunk number. */
   seq: number;
-  /** Whether this session's replay is recorded (decided once per session). */
+  /** Whether this session's replay is recorded (decided once per session; `replay.start()`/`stop()` change it). */
   sampled?: boolean;
+  /** The session's random draw in [0, 1): its errors and events are sent when it is below their `sampleRate`. */
+  draw?: number;
   /** The user id from `identify`. */
   uid?: string;
   /** The id of the page currently continuing this session; absent when none is. */
@@ -66,6 +68,7 @@ export function parseSessionRecord(text: string | null): SessionRecord | null {
       id: r.id,
       seq: r.seq,
       sampled: typeof r.sampled === 'boolean' ? r.sampled : undefined,
+      draw: typeof r.draw === 'number' && r.draw >= 0 && r.draw < 1 ? r.draw : undefined,
       uid: typeof r.uid === 'string' && r.uid !== '' ? r.uid : undefined,
       live,
       beat: live && typeof r.beat === 'number' && Number.isFinite(r.beat) ? r.beat : undefined,
@@ -115,6 +118,8 @@ export class Session {
   readonly pageId: string = newId();
   id = '';
   sampled = false;
+  /** See {@link SessionRecord.draw}. */
+  draw = 0;
   userId: string | undefined;
   /**
    * Called when a pending start settles by continuing the stored session: what was stamped with the provisional
@@ -164,7 +169,7 @@ export class Session {
   }
 
   private record(): SessionRecord {
-    const r: SessionRecord = { id: this.id, seq: this.nextSeqInMemory, sampled: this.sampled, uid: this.userId };
+    const r: SessionRecord = { id: this.id, seq: this.nextSeqInMemory, sampled: this.sampled, draw: this.draw, uid: this.userId };
     if (!this.released) {
       r.live = this.pageId;
       r.beat = this.now();
@@ -190,6 +195,7 @@ export class Session {
       this.nextSeqInMemory = Math.max(stored.seq, initial ? 0 : this.nextSeqInMemory);
       if (initial) {
         this.sampled = stored.sampled !== undefined ? stored.sampled : this.decideSampling();
+        this.draw = stored.draw !== undefined ? stored.draw : this.random();
         this.userId = stored.uid;
       }
       this.write(this.record());
@@ -201,6 +207,7 @@ export class Session {
     if (initial) {
       // A duplicate of the stored session inherits its sampling decision and user: same visitor, same tab state.
       this.sampled = stored && stored.sampled !== undefined ? stored.sampled : this.decideSampling();
+      this.draw = stored && stored.draw !== undefined ? stored.draw : this.random();
       this.userId = stored ? stored.uid : undefined;
     }
     if (stored && adoptable && stored.live) {
@@ -228,6 +235,7 @@ export class Session {
       this.id = stored.id;
       this.nextSeqInMemory = Math.max(stored.seq, p.seq);
       if (stored.sampled !== undefined) this.sampled = stored.sampled;
+      if (stored.draw !== undefined) this.draw = stored.draw;
       if (!p.userSet) this.userId = stored.uid;
       if (!this.released) this.write(this.record());
       if (this.onAdopt) this.onAdopt(provisional, this.id);
@@ -279,6 +287,14 @@ export class Session {
     // Another page took the record over (same-origin iframe): keep counting in memory, leave its record alone.
     if (mine) this.write(this.record());
     return seq;
+  }
+
+  /** `replay.start()` / `stop()`: the replay decision for the rest of the session (settles a pending start first). */
+  setSampled(sampled: boolean): void {
+    this.settle();
+    this.sampled = sampled;
+    const stored = this.read();
+    if (!this.released && (!stored || stored.id === this.id)) this.write(this.record());
   }
 
   setUser(userId: string | undefined): void {

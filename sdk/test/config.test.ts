@@ -58,3 +58,18 @@ test('capture options: console, network and Web Vitals on by default; false or a
   assert.deepEqual(tuned.console.levels, ['error']);
   assert.deepEqual(tuned.network, { enabled: true, recordErrors: false, errorStatusFrom: 400, ignoreUrls: ['/health', /analytics/] });
 });
+
+test('sampleRate for errors and events: one number, or one per kind, clamped; consent and beforeSend', () => {
+  const base = { endpoint: 'https://x.test' };
+  assert.deepEqual((resolveSettings(base) as Settings).sampleRate, { errors: 1, events: 1 });
+  assert.deepEqual((resolveSettings({ ...base, sampleRate: 0.25 }) as Settings).sampleRate, { errors: 0.25, events: 0.25 });
+  assert.deepEqual((resolveSettings({ ...base, sampleRate: { events: 0.1 } }) as Settings).sampleRate, { errors: 1, events: 0.1 });
+  assert.deepEqual((resolveSettings({ ...base, sampleRate: { errors: -1, events: 9 } }) as Settings).sampleRate, { errors: 0, events: 1 });
+  assert.deepEqual((resolveSettings({ ...base, sampleRate: NaN }) as Settings).sampleRate, { errors: 1, events: 1 });
+  assert.equal((resolveSettings(base) as Settings).consent, 'granted');
+  assert.equal((resolveSettings({ ...base, consent: 'pending' }) as Settings).consent, 'pending');
+  assert.equal((resolveSettings({ ...base, consent: 'nonsense' as 'pending' }) as Settings).consent, 'granted');
+  const fn = () => null;
+  assert.equal((resolveSettings({ ...base, beforeSend: fn }) as Settings).beforeSend, fn);
+  assert.equal((resolveSettings({ ...base, beforeSend: 'x' as never }) as Settings).beforeSend, undefined);
+});

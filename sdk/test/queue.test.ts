@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { KeepaliveBudget } from '../src/keepalive';
-import { BatchQueue, batchBody, isTimestampRejection, takeBatch } from '../src/queue';
+import { BatchQueue, batchBody, isTimestampRejection, takeBatch, type DurableStore } from '../src/queue';
 import { bodyText, fakeLogger, fakePost, settle } from './helpers';
 
 type Item = { message: string; timestamp?: number };
@@ -231,4 +231,135 @@ test('beforeSend runs before a batch is taken and may re-stamp queued items with
   await settle();
   assert.deepEqual(sent(post)[1], ['restamped']);
   assert.equal(calls, 2);
+});
+
+// ---- the durable store, offline, admit --------------------------------------------------------------------
+
+function fakeStore() {
+  const log: string[] = [];
+  const lost = new Set<string>();
+  const store: DurableStore & { log: string[]; lost: Set<string> } = {
+    log,
+    lost,
+    sending(kind, parcels) {
+      log.push(`sending ${kind} ${parcels.map((p) => (p.item as Item).message).join(',')}`);
+      return parcels.filter((p) => !lost.has(p.id));
+    },
+    forget(parcels) {
+      log.push(`forget ${parcels.map((p) => (p.item as Item).message).join(',')}`);
+    },
+    keep(kind, parcels, release) {
+      for (const p of parcels) p.stored = true;
+      log.push(`keep${release ? ' released' : ''} ${parcels.map((p) => (p.item as Item).message).join(',')}`);
+    },
+  };
+  return store;
+}
+
+test('with a store: written down before each send, forgotten after a 2xx or a final refusal', async () => {
+  const post = fakePost([{ ok: true, status: 202 }, { ok: false, retry: false, status: 403 }]);
+  const store = fakeStore();
+  const q = new BatchQueue<Item>('errors', { post, url: 'u', log: fakeLogger(), store }, { maxItems: 1 });
+  q.push(item(1));
+  q.push(item(2));
+  await q.flush();
+  assert.deepEqual(store.log, ['sending errors m1', 'forget m1', 'sending errors m2', 'forget m2']);
+});
+
+test('what the store says another page took over is not sent', async () => {
+  const post = fakePost();
+  const store = fakeStore();
+  const q = new BatchQueue<Item>('errors', { post, url: 'u', log: fakeLogger(), store });
+  q.push(item(1));
+  q.push(item(2));
+  q.update((i) => i); // ids stay
+  // the first item's id is "lost" to another page
+  (store as unknown as { lost: Set<string> }).lost.add((q as unknown as { entries: Array<{ id: string }> }).entries[0].id);
+  assert.equal(await q.flush(), true);
+  assert.deepEqual(sent(post), [['m2']]);
+});
+
+test('offline: nothing is sent or counted, items are written down within a second, sent when back online', async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout'] });
+  let online = false;
+  const post = fakePost();
+  const store = fakeStore();
+  const q = new BatchQueue<Item>('events', { post, url: 'u', log: fakeLogger(), store, online: () => online });
+  q.push(item(1));
+  q.push(item(2));
+  assert.deepEqual(store.log, []);
+  assert.equal(await q.flush(), false);
+  t.mock.timers.tick(1000);
+  assert.deepEqual(store.log, ['keep m1,m2'], 'one write for a burst, within a second');
+  q.push(item(3));
+  t.mock.timers.tick(60_000);
+  await settle();
+  assert.equal(post.calls.length, 0);
+  assert.deepEqual(store.log, ['keep m1,m2', 'keep m3'], 'only what was not written yet');
+  online = true;
+  q.wake();
+  t.mock.timers.tick(2000);
+  await settle();
+  assert.deepEqual(sent(post), [['m1', 'm2', 'm3']]);
+});
+
+test('leaving while offline or failing: no keepalive, everything kept in the store, released', async () => {
+  const post = fakePost([{ ok: false, retry: true, status: 0 }]);
+  const store = fakeStore();
+  const q = new BatchQueue<Item>('errors', { post, url: 'u', log: fakeLogger(), store, random: () => 0 });
+  q.push(item(1));
+  await q.flush(); // network error: failing
+  q.push(item(2));
+  const unsent = q.drainForHide(new KeepaliveBudget(), true);
+  assert.deepEqual(unsent.map((i) => i.message), ['m1', 'm2']);
+  assert.equal(post.calls.length, 1, 'no keepalive request');
+  assert.equal(store.log.at(-1), 'keep released m1,m2');
+  assert.equal(q.size, 0);
+});
+
+test('hidden (not leaving): keepalive batches are forgotten by the store; the rest is kept leased and stays queued', () => {
+  const post = fakePost();
+  const store = fakeStore();
+  const q = new BatchQueue<Item>('events', { post, url: 'u', log: fakeLogger(), store }, { maxBatchBytes: 700 });
+  q.push(item(1, 600));
+  q.push(item(2, 600));
+  q.drainForHide(new KeepaliveBudget(1000), false);
+  assert.equal(post.calls.length, 1);
+  assert.equal(post.calls[0].keepalive, true);
+  assert.deepEqual(store.log.slice(-2).map((l) => l.slice(0, 12)), ['forget m1xxx', 'keep m2xxxxx']);
+  assert.equal(q.size, 1);
+});
+
+test('after the last attempt a batch is kept in the store for a later page instead of dropped', async () => {
+  const post = fakePost([], { ok: false, retry: true, status: 503 });
+  const store = fakeStore();
+  const q = new BatchQueue<Item>('errors', { post, url: 'u', log: fakeLogger(), store }, { maxAttempts: 2 });
+  q.push(item(1));
+  await q.flush();
+  await q.flush();
+  assert.equal(store.log.at(-1), 'keep released m1');
+  assert.equal(q.size, 0);
+});
+
+test('admit decides what is queued: the item, a scrubbed copy, or nothing', async () => {
+  const post = fakePost();
+  const q = new BatchQueue<Item>('errors', { post, url: 'u', log: fakeLogger(), admit: (i) => (i.message === 'm1' ? null : { ...i, message: 'scrubbed' }) });
+  assert.equal(q.push(item(1)), null);
+  assert.deepEqual(q.push(item(2)), { message: 'scrubbed', timestamp: 1 });
+  await q.flush();
+  assert.deepEqual(sent(post), [['scrubbed']]);
+});
+
+test('clear forgets what is queued and ignores the answer of a request in flight', async () => {
+  const post = fakePost([{ ok: false, retry: true, status: 503 }]);
+  const q = new BatchQueue<Item>('errors', { post, url: 'u', log: fakeLogger() });
+  q.push(item(1));
+  const f = q.flush();
+  q.push(item(2));
+  q.clear();
+  await f;
+  assert.equal(q.size, 0);
+  assert.equal(q.push(item(3)), null);
+  await settle();
+  assert.equal(post.calls.length, 1);
 });

@@ -147,3 +147,40 @@ test('identify with a long id is cut to the user id limit', async () => {
   s.recorder.addIdentify('u'.repeat(1000));
   assert.equal((s.custom[0][1] as { user_id: string }).user_id.length, 256);
 });
+
+test('stop seals what was recorded; start records again from a new full snapshot; both idempotent', async () => {
+  const s = setup();
+  let starts = 0;
+  let stops = 0;
+  const record = ((o: RecordOptions) => {
+    starts++;
+    o.emit({ type: 4, timestamp: 1 });
+    o.emit({ type: 2, timestamp: 1 });
+    return () => void stops++;
+  }) as RecordFn;
+  await Promise.all([s.recorder.start(async () => record), s.recorder.start(async () => record)]);
+  assert.equal(starts, 1, 'a second start while starting does nothing');
+  s.recorder.stop();
+  s.recorder.stop();
+  assert.equal(stops, 1);
+  assert.equal(s.chunks.length, 1, 'what was recorded is sealed at stop');
+  await s.recorder.start(async () => record);
+  assert.equal(starts, 2);
+  s.recorder.stop();
+  assert.deepEqual(JSON.parse(s.chunks[1].json as string).map((e: RrwebEvent) => e.type), [4, 2], 'the new recording opens with Meta + FullSnapshot');
+});
+
+test('a start whose rrweb arrives after a stop does not record; discard forgets the unsealed events', async () => {
+  const s = setup();
+  let release!: (r: RecordFn) => void;
+  const late = s.recorder.start(() => new Promise<RecordFn>((r) => (release = r)));
+  s.recorder.stop();
+  release(s.record);
+  await late;
+  assert.equal(s.recorder.recording, false);
+  await s.recorder.start(async () => s.record);
+  s.emit(ev(3));
+  s.recorder.discard();
+  assert.equal(s.chunks.length, 0);
+  assert.equal(s.recorder.recording, false);
+});

@@ -102,6 +102,7 @@ test('corrupt records are ignored', () => {
     id: 'abcdefgh',
     seq: 3,
     sampled: true,
+    draw: undefined,
     uid: 'u',
     live: undefined,
     beat: undefined,
@@ -111,6 +112,7 @@ test('corrupt records are ignored', () => {
     id: 'abcdefgh',
     seq: 3,
     sampled: undefined,
+    draw: undefined,
     uid: undefined,
     live: 'p',
     beat: undefined,
@@ -342,4 +344,24 @@ test('back/forward cache restore while the page it returns from is still leaving
   assert.equal(a.settle(), true);
   assert.equal(a.id, b.id);
   assert.equal(a.nextSeq(), 2);
+});
+
+test('the errors/events draw is made once per session, kept across page loads and inherited by a duplicate', () => {
+  const t = tab();
+  const browser = memoryStore();
+  const first = new Session(t.store, browser, { sampleRate: 1, random: () => 0.42 });
+  assert.equal(first.draw, 0.42);
+  first.release();
+  const second = new Session(t.store, browser, { sampleRate: 1, random: () => 0.9 });
+  assert.equal(second.draw, 0.42, 'same session, same draw');
+});
+
+test('setSampled (replay.start/stop) is kept for the rest of the session', () => {
+  const t = tab();
+  const browser = memoryStore();
+  const s = new Session(t.store, browser, { sampleRate: 0 });
+  assert.equal(s.sampled, false);
+  s.setSampled(true);
+  s.release();
+  assert.equal(new Session(t.store, browser, { sampleRate: 0 }).sampled, true);
 });

@@ -76,6 +76,7 @@ export class ReplayOutbox {
   private running: Promise<boolean> | null = null;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
   private attempt = 0;
+  private closed = false;
   private readonly gzip: (text: string) => Promise<Uint8Array | undefined>;
   private readonly random: () => number;
 
@@ -88,7 +89,16 @@ export class ReplayOutbox {
     return this.waiting.length + (this.current ? 1 : 0);
   }
 
+  /** Forgets every waiting chunk (consent withdrawn, opt-out); a request in flight is not recalled. */
+  clear(): void {
+    if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    this.closed = true;
+    this.waiting = [];
+  }
+
   add(chunk: Chunk): void {
+    if (this.closed) return;
     this.waiting.push(chunk);
     this.bound();
     this.pump();
@@ -162,6 +172,7 @@ export class ReplayOutbox {
 
   private settle(chunk: Chunk, result: SendResult): boolean {
     const { log } = this.deps;
+    if (this.closed) return false;
     if (result.ok) {
       this.attempt = 0;
       if (chunk.spilled) this.deps.spill.removeChunk(chunk.sid, chunk.seq);

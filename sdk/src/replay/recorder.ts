@@ -57,6 +57,9 @@ export class Recorder {
   private stopRecording: (() => void) | undefined;
   /** The timestamp the custom event being added right now gets (rrweb stamps custom events with the time of the call). */
   private stampNext: number | undefined;
+  /** Counts start/stop calls: a start whose rrweb arrives after a later stop (or start) does nothing. */
+  private generation = 0;
+  private starting: Promise<void> | undefined;
 
   constructor(
     private readonly session: Session,
@@ -70,10 +73,28 @@ export class Recorder {
     return this.stopRecording !== undefined;
   }
 
-  /** Starts rrweb. Resolves (never rejects) once recording runs or it is clear that it cannot. */
-  async start(loadRecord: () => Promise<RecordFn | undefined>, loadPlugins?: () => Promise<unknown[]>): Promise<void> {
+  /**
+   * Starts rrweb (a new Meta + FullSnapshot); does nothing when it runs or is starting. Resolves (never rejects)
+   * once recording runs or it is clear that it cannot.
+   */
+  start(loadRecord: () => Promise<RecordFn | undefined>, loadPlugins?: () => Promise<unknown[]>): Promise<void> {
+    if (this.recording || this.starting) return this.starting || Promise.resolve();
+    const generation = ++this.generation;
+    const starting = this.begin(loadRecord, loadPlugins, generation).then(() => {
+      if (this.starting === starting) this.starting = undefined;
+    });
+    this.starting = starting;
+    return starting;
+  }
+
+  private async begin(
+    loadRecord: () => Promise<RecordFn | undefined>,
+    loadPlugins: (() => Promise<unknown[]>) | undefined,
+    generation: number,
+  ): Promise<void> {
     try {
       const [record, plugins] = await Promise.all([loadRecord(), loadPlugins ? loadPlugins().catch(() => []) : Promise.resolve([])]);
+      if (generation !== this.generation) return;
       if (typeof record !== 'function') {
         this.log.warn('replay: rrweb is not available (core build without window.rrweb); not recording');
         return;
@@ -199,7 +220,10 @@ export class Recorder {
     }
   }
 
+  /** Stops rrweb and seals what was recorded (the outbox sends it). */
   stop(): void {
+    this.generation++;
+    this.starting = undefined;
     try {
       if (this.stopRecording) this.stopRecording();
     } catch {
@@ -207,5 +231,12 @@ export class Recorder {
     }
     this.stopRecording = undefined;
     this.seal();
+  }
+
+  /** Stops rrweb and forgets what was recorded and not sealed yet (consent withdrawn, opt-out). */
+  discard(): void {
+    this.parts = [];
+    this.chars = 0;
+    this.stop();
   }
 }
