@@ -172,9 +172,8 @@ class Replay {
     this.first = manifest.first_timestamp;
     this.last = Math.max(manifest.last_timestamp, manifest.first_timestamp);
     this.loadedUntil = this.first;
-    const t = new URLSearchParams(location.search).get('t');
-    // A live session opens at its newest events, unless a link asks for a moment.
-    this.target = manifest.live === true && !t ? Math.max(this.first, this.last - LIVE_LAG_MS) : startTime(t, this.first, this.last);
+    // A live session starts where any replay does (a shared link shows what led up to now); "Jump to live" is one click.
+    this.target = startTime(new URLSearchParams(location.search).get('t'), this.first, this.last);
     this.controls = new Controls(this.first, this.last, {
       toggle: () => this.toggle(),
       seek: (timestamp) => this.seek(timestamp),
