@@ -42,6 +42,24 @@ export async function getJson<T>(path: string, token: string | null): Promise<T>
   return answer<T>(await send(path, { headers }));
 }
 
+/** A conditional GET's answer: `body` is null when the server answered 304 (nothing changed since `etag`). */
+export interface Revalidated<T> {
+  body: T | null;
+  etag: string | null;
+}
+
+/** GET as JSON with `If-None-Match: etag` (when given); a 304 gives no body. */
+export async function getJsonIfChanged<T>(path: string, token: string | null, etag: string | null): Promise<Revalidated<T>> {
+  const headers: Record<string, string> = { Accept: 'application/json' };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  if (etag) headers['If-None-Match'] = etag;
+  // The answers are `no-store`: the browser keeps nothing, so the tag is sent by hand.
+  const response = await send(path, { headers, cache: 'no-store' });
+  if (response.status === 304) return { body: null, etag };
+  const body = await answer<T>(response);
+  return { body, etag: response.headers.get('ETag') };
+}
+
 /**
  * Exchanges a viewer token for the sign-in cookie. Resolves when signed in;
  * an `unauthorized` failure means the token was not accepted.

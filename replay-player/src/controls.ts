@@ -20,13 +20,16 @@ export class Controls {
   private readonly clock = byId('clock');
   private readonly play = byId<HTMLButtonElement>('play');
   private readonly gapMarks = new Map<Gap, HTMLElement>();
+  private readonly errorMarks: { marker: HTMLElement; timestamp: number }[] = [];
   private current: number;
+  private loadedUntil: number;
 
   constructor(
     private readonly start: number,
-    private readonly end: number,
+    private end: number,
     actions: ControlActions,
   ) {
+    this.loadedUntil = start;
     this.current = start;
     this.play.addEventListener('click', () => actions.toggle());
     this.timeline.addEventListener('click', (event) => {
@@ -68,7 +71,19 @@ export class Controls {
   }
 
   setLoaded(timestamp: number): void {
+    this.loadedUntil = timestamp;
     this.loaded.style.width = `${this.percent(timestamp)}%`;
+  }
+
+  /** A live session grew: the timeline now ends at `end`, and every mark moves to its new place. */
+  setEnd(end: number): void {
+    if (end <= this.end) return;
+    this.end = end;
+    this.timeline.setAttribute('aria-valuemax', String(Math.round((end - this.start) / 1000)));
+    for (const gap of this.gapMarks.keys()) this.showGap(gap);
+    for (const { marker, timestamp } of this.errorMarks) marker.style.left = `${this.percent(timestamp)}%`;
+    this.setLoaded(this.loadedUntil);
+    this.setTime(this.current);
   }
 
   setPlaying(playing: boolean): void {
@@ -107,6 +122,7 @@ export class Controls {
       'aria-label': `Error at ${at}: ${mark.message}`,
     });
     marker.style.left = `${this.percent(mark.timestamp)}%`;
+    this.errorMarks.push({ marker, timestamp: mark.timestamp });
     // Start a little before the error to see what led to it.
     const jump = (event: Event) => {
       event.stopPropagation();

@@ -37,6 +37,9 @@ export interface Manifest {
   user_id?: string | null;
   url?: string | null;
   start?: number | null;
+  /** Optional (newer servers): whether the session is still recording, and the highest seq stored. */
+  live?: boolean;
+  last_seq?: number;
 }
 
 /** A stretch of the session that cannot be shown (absolute ms timestamps). */
@@ -94,13 +97,42 @@ export async function loadSession(
   on: LoaderEvents,
   options: Partial<LoaderOptions> = {},
 ): Promise<void> {
-  const { concurrency, retries, retryDelayMs } = { ...DEFAULTS, ...options };
-  const chunks = [...manifest.chunks].sort((a, b) => a.seq - b.seq);
+  const loader = new ChunkLoader(manifest.first_timestamp, fetchChunk, on, options);
+  if (await loader.feed(manifest.chunks)) loader.finish(manifest.last_timestamp);
+}
 
-  const attempt = async (seq: number): Promise<Fetched> => {
+/**
+ * Loads chunks in `seq` order, continuing across calls of {@link feed}, so a
+ * live session's later chunks (./live.ts) go through the same gap logic.
+ */
+export class ChunkLoader {
+  private readonly options: LoaderOptions;
+  private needFullSnapshot = true;
+  private lastTimestamp: number;
+  private lastMeta: RrwebEvent | null = null;
+  private lastSeq: number | null = null;
+  private gap: Gap | null = null;
+
+  constructor(
+    first: number,
+    private readonly fetchChunk: (seq: number) => Promise<unknown>,
+    private readonly on: LoaderEvents,
+    options: Partial<LoaderOptions> = {},
+  ) {
+    this.options = { ...DEFAULTS, ...options };
+    this.lastTimestamp = first;
+  }
+
+  /** The highest seq handed on so far (or found missing). */
+  get seq(): number | null {
+    return this.lastSeq;
+  }
+
+  private async attempt(seq: number): Promise<Fetched> {
+    const { retries, retryDelayMs } = this.options;
     for (let tries = 0; ; tries++) {
       try {
-        const body = await fetchChunk(seq);
+        const body = await this.fetchChunk(seq);
         if (!isEventArray(body)) return { failure: new ApiFailure('server', `chunk ${seq} is not an rrweb event array`) };
         return { events: body };
       } catch (e) {
@@ -110,107 +142,114 @@ export async function loadSession(
         await new Promise((resolve) => setTimeout(resolve, retryDelayMs * (tries + 1)));
       }
     }
-  };
+  }
 
-  // Chunk i is requested once chunk i - concurrency has been handed on:
-  // at most `concurrency` requests in flight and in memory.
-  const pending: (Promise<Fetched> | undefined)[] = [];
-  let requested = 0;
+  private openGap(seqs: number[], until: number): void {
+    if (!this.gap) this.gap = { start: this.lastTimestamp, end: until, seqs: [] };
+    this.gap.seqs.push(...seqs);
+    this.gap.end = Math.max(this.gap.end, until);
+    this.needFullSnapshot = true;
+    this.on.onGap(this.gap);
+  }
 
-  let needFullSnapshot = true;
-  let lastTimestamp = manifest.first_timestamp;
-  let lastMeta: RrwebEvent | null = null;
-  // (Typed by assertion: `openGap` assigns it, and narrowing does not see that.)
-  let gap = null as Gap | null;
+  /** Loads `chunks` (those after the last seq handed on); false when loading had to stop (access lost). */
+  async feed(manifestChunks: ChunkInfo[]): Promise<boolean> {
+    const { concurrency } = this.options;
+    const on = this.on;
+    const chunks = manifestChunks.filter((c) => this.lastSeq === null || c.seq > this.lastSeq).sort((a, b) => a.seq - b.seq);
+    // Chunk i is requested once chunk i - concurrency has been handed on:
+    // at most `concurrency` requests in flight and in memory.
+    const pending: (Promise<Fetched> | undefined)[] = [];
+    let requested = 0;
 
-  const openGap = (seqs: number[], until: number) => {
-    if (!gap) gap = { start: lastTimestamp, end: until, seqs: [] };
-    gap.seqs.push(...seqs);
-    gap.end = Math.max(gap.end, until);
-    needFullSnapshot = true;
-    on.onGap(gap);
-  };
-
-  for (let i = 0; i < chunks.length; i++) {
-    while (requested < chunks.length && requested < i + concurrency) {
-      pending[requested] = attempt(chunks[requested].seq);
-      requested++;
-    }
-    const chunk = chunks[i];
-    const previousSeq = i > 0 ? chunks[i - 1].seq : chunk.seq;
-    if (chunk.seq > previousSeq + 1) {
-      const missing = [];
-      for (let seq = previousSeq + 1; seq < chunk.seq && missing.length < 1000; seq++) missing.push(seq);
-      openGap(missing, chunk.first_timestamp);
-    }
-
-    const fetched = await pending[i]!;
-    pending[i] = undefined;
-    if ('failure' in fetched) {
-      if (fetched.failure.isAccess) {
-        on.onFatal(fetched.failure);
-        return;
+    for (let i = 0; i < chunks.length; i++) {
+      while (requested < chunks.length && requested < i + concurrency) {
+        pending[requested] = this.attempt(chunks[requested].seq);
+        requested++;
       }
-      openGap([chunk.seq], chunk.last_timestamp);
-      on.onProgress(chunk.last_timestamp);
-      continue;
-    }
+      const chunk = chunks[i];
+      const previousSeq = this.lastSeq ?? chunk.seq;
+      if (chunk.seq > previousSeq + 1) {
+        const missing = [];
+        for (let seq = previousSeq + 1; seq < chunk.seq && missing.length < 1000; seq++) missing.push(seq);
+        this.openGap(missing, chunk.first_timestamp);
+      }
+      this.lastSeq = chunk.seq;
 
-    let events = fetched.events;
-    for (const event of events) {
-      if (event.type === EventType.Plugin) {
-        on.onActivity?.(event);
-        continue;
-      }
-      if (event.type !== EventType.Custom) continue;
-      if (event.data?.tag === 'error') {
-        on.onError({ timestamp: event.timestamp, message: errorMessage(event.data?.payload) });
-      } else if (event.data?.tag === 'identify' && on.onIdentify) {
-        const userId: unknown = event.data?.payload?.user_id;
-        on.onIdentify(typeof userId === 'string' && userId !== '' ? userId : null, event.timestamp);
-      } else {
-        on.onActivity?.(event);
-      }
-    }
-    if (needFullSnapshot) {
-      const full = events.findIndex((e) => e.type === EventType.FullSnapshot);
-      if (full < 0) {
-        // Nothing here can be drawn without the DOM it patches.
-        openGap([], chunk.last_timestamp);
+      const fetched = await pending[i]!;
+      pending[i] = undefined;
+      if ('failure' in fetched) {
+        if (fetched.failure.isAccess) {
+          on.onFatal(fetched.failure);
+          return false;
+        }
+        this.openGap([chunk.seq], chunk.last_timestamp);
         on.onProgress(chunk.last_timestamp);
         continue;
       }
-      let from = full;
-      if (full > 0 && events[full - 1].type === EventType.Meta) from = full - 1;
-      const resumed = events.slice(from);
-      if (resumed[0].type !== EventType.Meta) {
-        // rrweb sizes its iframe from a Meta event; every FullSnapshot has
-        // one right before it, but a cut chunk might not: borrow the last.
-        resumed.unshift({
-          type: EventType.Meta,
-          timestamp: resumed[0].timestamp,
-          data: { href: lastMeta?.data?.href ?? '', width: lastMeta?.data?.width ?? 1280, height: lastMeta?.data?.height ?? 800 },
-        });
+
+      let events = fetched.events;
+      for (const event of events) {
+        if (event.type === EventType.Plugin) {
+          on.onActivity?.(event);
+          continue;
+        }
+        if (event.type !== EventType.Custom) continue;
+        if (event.data?.tag === 'error') {
+          on.onError({ timestamp: event.timestamp, message: errorMessage(event.data?.payload) });
+        } else if (event.data?.tag === 'identify' && on.onIdentify) {
+          const userId: unknown = event.data?.payload?.user_id;
+          on.onIdentify(typeof userId === 'string' && userId !== '' ? userId : null, event.timestamp);
+        } else {
+          on.onActivity?.(event);
+        }
       }
-      if (gap) {
-        gap.end = resumed[0].timestamp;
-        on.onGap(gap);
-        gap = null;
+      if (this.needFullSnapshot) {
+        const full = events.findIndex((e) => e.type === EventType.FullSnapshot);
+        if (full < 0) {
+          // Nothing here can be drawn without the DOM it patches.
+          this.openGap([], chunk.last_timestamp);
+          on.onProgress(chunk.last_timestamp);
+          continue;
+        }
+        let from = full;
+        if (full > 0 && events[full - 1].type === EventType.Meta) from = full - 1;
+        const resumed = events.slice(from);
+        if (resumed[0].type !== EventType.Meta) {
+          // rrweb sizes its iframe from a Meta event; every FullSnapshot has
+          // one right before it, but a cut chunk might not: borrow the last.
+          const lastMeta = this.lastMeta;
+          resumed.unshift({
+            type: EventType.Meta,
+            timestamp: resumed[0].timestamp,
+            data: { href: lastMeta?.data?.href ?? '', width: lastMeta?.data?.width ?? 1280, height: lastMeta?.data?.height ?? 800 },
+          });
+        }
+        if (this.gap) {
+          this.gap.end = resumed[0].timestamp;
+          on.onGap(this.gap);
+          this.gap = null;
+        }
+        events = resumed;
+        this.needFullSnapshot = false;
       }
-      events = resumed;
-      needFullSnapshot = false;
+      for (const event of events) if (event.type === EventType.Meta) this.lastMeta = event;
+      on.onEvents(events);
+      this.lastTimestamp = Math.max(this.lastTimestamp, events[events.length - 1].timestamp, chunk.last_timestamp);
+      on.onProgress(this.lastTimestamp);
     }
-    for (const event of events) if (event.type === EventType.Meta) lastMeta = event;
-    on.onEvents(events);
-    lastTimestamp = Math.max(lastTimestamp, events[events.length - 1].timestamp, chunk.last_timestamp);
-    on.onProgress(lastTimestamp);
+    return true;
   }
-  if (gap) {
-    // Nothing after it could be shown: the gap runs to the end.
-    gap.end = Math.max(gap.end, manifest.last_timestamp);
-    on.onGap(gap);
+
+  /** No more chunks will come: a gap still open runs to `last`, and loading is done. */
+  finish(last: number): void {
+    if (this.gap) {
+      // Nothing after it could be shown: the gap runs to the end.
+      this.gap.end = Math.max(this.gap.end, last);
+      this.on.onGap(this.gap);
+    }
+    this.on.onDone();
   }
-  on.onDone();
 }
 
 function isEventArray(body: unknown): body is RrwebEvent[] {

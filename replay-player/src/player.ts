@@ -7,7 +7,8 @@ import RrwebPlayer from 'rrweb-player';
 import { ApiFailure, getJson, isShareToken, sessionToken, signIn, signedIn, takeTokenFromUrl, tokenFromInput } from './api';
 import { Controls } from './controls';
 import { startTime } from './deep-link';
-import { EventType, type Gap, type Manifest, type RrwebEvent, loadSession } from './loader';
+import { ChunkLoader, EventType, type Gap, type LoaderEvents, type Manifest, type RrwebEvent } from './loader';
+import { LiveFollower } from './live';
 import {
   askForToken,
   byId,
@@ -23,6 +24,10 @@ import { Panels } from './panels';
 import { recallSession } from './session-info';
 
 const SPEEDS = [1, 2, 4, 8];
+/** "Jump to live" lands this long before the newest event, so there is something to see. */
+const LIVE_LAG_MS = 1000;
+/** Playback this close to the newest event counts as live. */
+const LIVE_EDGE_MS = 3000;
 const sessionId = decodeURIComponent(location.pathname.replace(/^\/replay\//, '').replace(/\/+$/, ''));
 const apiBase = `/api/observer/replays/${encodeURIComponent(sessionId)}`;
 
@@ -138,7 +143,8 @@ class Replay {
   /** Errors, console and network beside the replay (./panels/). */
   private panels: Panels;
   private readonly first: number;
-  private readonly last: number;
+  /** Grows while a live session is followed. */
+  private last: number;
   /** The timestamp of the replayer's time offset 0 (its first event). */
   private replayStart = 0;
   /** The last event handed to the player. */
@@ -158,6 +164,9 @@ class Replay {
   private errorNoticeUntil = 0;
   /** The user id of the latest `identify` custom event loaded so far. */
   private identified: string | null = null;
+  /** A live session whose new chunks are being loaded as they arrive (./live.ts). */
+  private following = false;
+  private follower: LiveFollower | null = null;
 
   constructor(
     private readonly manifest: Manifest,
@@ -166,6 +175,7 @@ class Replay {
     this.first = manifest.first_timestamp;
     this.last = Math.max(manifest.last_timestamp, manifest.first_timestamp);
     this.loadedUntil = this.first;
+    // A live session starts where any replay does (a shared link shows what led up to now); "Jump to live" is one click.
     this.target = startTime(new URLSearchParams(location.search).get('t'), this.first, this.last);
     this.controls = new Controls(this.first, this.last, {
       toggle: () => this.toggle(),
@@ -180,10 +190,7 @@ class Replay {
   run(): void {
     this.showDetails(null);
     showMessage('Loading the first part of the recording…');
-    void loadSession(
-      this.manifest,
-      (seq) => getJson<unknown>(`${apiBase}/chunks/${seq}`, this.access),
-      {
+    const events: LoaderEvents = {
         onEvents: (events) => this.append(events),
         onGap: (gap) => {
           if (!this.gaps.includes(gap)) this.gaps.push(gap);
@@ -216,9 +223,58 @@ class Replay {
           else this.maybeStart();
           if (this.buffering) this.onFinish();
         },
-      },
-    );
+    };
+    const loader = new ChunkLoader(this.first, (seq) => getJson<unknown>(`${apiBase}/chunks/${seq}`, this.access), events);
+    byId('jump-live').addEventListener('click', () => this.jumpToLive());
+    void (async () => {
+      if (!(await loader.feed(this.manifest.chunks))) return;
+      if (this.manifest.live === true) this.follow(loader);
+      else loader.finish(this.last);
+    })();
     requestAnimationFrame(() => this.tick());
+  }
+
+  /** Keeps loading the chunks of a live session as they are stored, until it goes idle. */
+  private follow(loader: ChunkLoader): void {
+    this.following = true;
+    const grow = (manifest: Manifest) => {
+      const last = Math.max(this.last, manifest.last_timestamp);
+      if (last > this.last) {
+        this.last = last;
+        this.controls.setEnd(last);
+        byId('info-duration').textContent = formatDuration(last - this.first);
+      }
+      if (typeof manifest.last_seq === 'number') byId('info-chunks').textContent = String(manifest.last_seq + 1);
+    };
+    this.follower = new LiveFollower(apiBase, this.access, () => loader.seq, {
+      onChunks: async (manifest) => {
+        grow(manifest);
+        if (!(await loader.feed(manifest.chunks))) this.follower?.stop();
+      },
+      onIdle: (manifest) => {
+        grow(manifest);
+        this.following = false;
+        loader.finish(this.last);
+      },
+      onFatal: (failure) => {
+        this.following = false;
+        showMessage(`Following stopped: ${accessReason(failure)}`, 'error');
+      },
+    });
+    this.follower.start();
+  }
+
+  /** Back to the newest events of a live session, playing. */
+  private jumpToLive(): void {
+    if (!this.player) return;
+    this.wantPlay = true;
+    this.seek(Math.max(this.replayStart, this.lastEvent - LIVE_LAG_MS));
+    this.controls.setPlaying(true);
+  }
+
+  /** Whether playback is at the newest events (a followed session's live edge). */
+  private atLiveEdge(): boolean {
+    return this.buffering || this.now() >= this.lastEvent - LIVE_EDGE_MS;
   }
 
   /**
@@ -258,7 +314,9 @@ class Replay {
     if (this.buffering && this.wantPlay) {
       this.buffering = false;
       hideMessage();
-      this.player.goto(this.bufferedAt, true);
+      // At a live edge, show the new events as they come rather than the quiet time before them.
+      const resume = this.following ? Math.max(this.bufferedAt, events[0].timestamp - this.replayStart) : this.bufferedAt;
+      this.player.goto(resume, true);
     }
   }
 
@@ -330,7 +388,8 @@ class Replay {
       // Playback caught up with loading: resume when the next chunk is in.
       this.buffering = true;
       this.bufferedAt = this.player.getReplayer().getCurrentTime();
-      showMessage('Loading…');
+      // A followed session waits for its next chunk; the status line says so.
+      if (!this.following) showMessage('Loading…');
     } else {
       this.buffering = false;
       this.ended = true;
@@ -398,6 +457,12 @@ class Replay {
     const now = this.now();
     this.controls.setTime(now);
     this.panels.setTime(now);
+    const live = byId('live');
+    if (live.hidden === this.following) live.hidden = !this.following;
+    const edge = this.following && this.atLiveEdge();
+    live.classList.toggle('live--edge', edge);
+    const jump = byId('jump-live');
+    if (jump.hidden === (this.following && !edge)) jump.hidden = !(this.following && !edge);
     if (performance.now() > this.errorNoticeUntil) {
       const gap = this.gaps.find((g) => now >= g.start && now < g.end);
       if (gap) {
@@ -405,6 +470,8 @@ class Replay {
         this.setStatus(`Part of this recording is missing (${what}); playback continues at the next full snapshot.`);
       } else if (this.ended) {
         this.setStatus('End of the recording.');
+      } else if (this.following) {
+        this.setStatus(this.atLiveEdge() ? 'Live: new events appear as they are recorded.' : 'Live: you are watching an earlier moment.');
       } else {
         this.setStatus(this.done ? '' : `Loading… ${formatDuration(this.loadedUntil - this.first)} loaded`);
       }

@@ -108,6 +108,8 @@ pub struct Limits {
     pub trust_forwarded_for: bool,
     /// Most chunks one manifest lists and one session-events request streams.
     pub max_stream_chunks: usize,
+    /// A session is live while its newest chunk was accepted this recently.
+    pub live_window: Duration,
     /// Chunk and session-events reads of the fetch API served at once.
     pub fetch_concurrency: usize,
     /// Ingestion requests per second per `session_id`; 0 = no limit.
@@ -315,6 +317,7 @@ impl Config {
             .map_err(|_| invalid("OBSERVER_AUTH_FAILURES_PER_MINUTE", "too large"))?,
             trust_forwarded_for: parse_bool("OBSERVER_TRUST_FORWARDED_FOR", s.trust_forwarded_for.as_deref(), false)?,
             max_stream_chunks: parse_count("OBSERVER_MAX_STREAM_CHUNKS", s.max_stream_chunks.as_deref(), 2000, 1)?,
+            live_window: parse_duration("OBSERVER_LIVE_WINDOW", s.live_window.as_deref(), Duration::from_secs(30))?,
             fetch_concurrency: parse_count("OBSERVER_FETCH_CONCURRENCY", s.fetch_concurrency.as_deref(), 32, 1)?,
             rate_limit_per_session: parse_count(
                 "OBSERVER_RATE_LIMIT_PER_SESSION",

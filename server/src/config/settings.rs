@@ -122,6 +122,14 @@ pub struct Settings {
     #[serde(deserialize_with = "scalar")]
     pub max_stream_chunks: Option<String>,
 
+    /// A session counts as live (still recording: the listing marks it, the
+    /// player follows it) while its newest replay chunk was accepted within
+    /// this time. The SDK sends a chunk about every 5 s while the page
+    /// records anything. [default: 30s]
+    #[arg(long, env = "OBSERVER_LIVE_WINDOW", value_name = "DURATION")]
+    #[serde(deserialize_with = "scalar")]
+    pub live_window: Option<String>,
+
     /// Largest error/event request body, as received and decompressed.
     /// [default: 1MiB]
     #[arg(long, env = "OBSERVER_MAX_JSON_BODY", value_name = "SIZE")]
@@ -370,6 +378,7 @@ impl Settings {
             viewer_session_ttl,
             public_url,
             max_stream_chunks,
+            live_window,
             max_json_body,
             max_replay_body,
             max_replay_decompressed,

@@ -2,7 +2,7 @@
 //!
 //! Each element must be an object with an integer `type` in 0..=6 and a
 //! numeric `timestamp`. Only those two fields (and `data.href` of Meta
-//! events) are looked at; everything else — the DOM snapshots, mutations,
+//! events, `data.tag` of custom events) are looked at; everything else — the DOM snapshots, mutations,
 //! mouse moves — is skipped by serde's `IgnoredAny` without building a tree.
 //! Nothing is borrowed from the input, so the same validator reads a
 //! buffer (`validate_chunk`, hundreds of MB/s) or a stream such as a gzip
@@ -18,6 +18,8 @@ use crate::error::{ApiError, FieldError};
 
 /// rrweb's `EventType.Meta`, which carries the page URL in `data.href`.
 const META_EVENT_TYPE: u64 = 4;
+/// rrweb's `EventType.Custom`; the SDK marks errors with `data.tag == "error"`.
+const CUSTOM_EVENT_TYPE: u64 = 5;
 const MAX_EVENT_TYPE: u64 = 6;
 /// Longest page URL kept from a Meta event (the `url` limit of the other
 /// routes); a longer one is cut, so it cannot bloat the `replay_started` line.
@@ -32,6 +34,11 @@ pub struct ChunkSummary {
     pub last_timestamp: i64,
     /// `data.href` of the first Meta event, if any.
     pub meta_href: Option<String>,
+    /// Meta events (type 4): rrweb emits one per page load, and one with
+    /// each periodic full snapshot.
+    pub pages: u32,
+    /// Custom events (type 5) with `data.tag == "error"`.
+    pub errors: u32,
 }
 
 /// Validates a decompressed chunk held in memory.
@@ -46,7 +53,15 @@ pub fn validate_chunk_reader(reader: impl io::Read) -> Result<ChunkSummary, ApiE
 }
 
 fn validate<'de, R: serde_json::de::Read<'de>>(mut de: serde_json::Deserializer<R>) -> Result<ChunkSummary, ApiError> {
-    let mut state = ScanState { events: 0, first: f64::INFINITY, last: f64::NEG_INFINITY, meta_href: None, bad: None };
+    let mut state = ScanState {
+        events: 0,
+        first: f64::INFINITY,
+        last: f64::NEG_INFINITY,
+        meta_href: None,
+        pages: 0,
+        errors: 0,
+        bad: None,
+    };
     // `end` reads to the end of the input, so a stream is always consumed whole.
     let parsed = ChunkSeed(&mut state).deserialize(&mut de).and_then(|()| de.end());
     if let Some((index, field, reason)) = state.bad {
@@ -63,6 +78,8 @@ fn validate<'de, R: serde_json::de::Read<'de>>(mut de: serde_json::Deserializer<
         first_timestamp: state.first as i64,
         last_timestamp: state.last as i64,
         meta_href: state.meta_href,
+        pages: state.pages,
+        errors: state.errors,
     })
 }
 
@@ -71,6 +88,8 @@ struct ScanState {
     first: f64,
     last: f64,
     meta_href: Option<String>,
+    pages: u32,
+    errors: u32,
     /// The first invalid element: index, field, reason.
     bad: Option<(usize, &'static str, String)>,
 }
@@ -125,6 +144,12 @@ impl ScanState {
         self.events = self.events.checked_add(1).ok_or(("event", "too many events".to_owned()))?;
         self.first = self.first.min(timestamp);
         self.last = self.last.max(timestamp);
+        if kind == META_EVENT_TYPE {
+            self.pages = self.pages.saturating_add(1);
+        }
+        if kind == CUSTOM_EVENT_TYPE && event.error_tag {
+            self.errors = self.errors.saturating_add(1);
+        }
         if kind == META_EVENT_TYPE && self.meta_href.is_none() {
             self.meta_href = event.href.map(|mut href| {
                 if let Some((cut, _)) = href.char_indices().nth(MAX_HREF_CHARS) {
@@ -149,6 +174,8 @@ struct EventHead {
     timestamp: Option<Scalar>,
     /// `data.href` when it is a string (kept only for Meta events).
     href: Option<String>,
+    /// `data.tag == "error"` (counted only for custom events).
+    error_tag: bool,
 }
 
 /// A JSON value reduced to what validation needs to know about it.
@@ -174,6 +201,7 @@ enum Field {
 #[serde(field_identifier, rename_all = "lowercase")]
 enum DataField {
     Href,
+    Tag,
     #[serde(other)]
     Other,
 }
@@ -190,8 +218,12 @@ impl<'de> Deserialize<'de> for Scalar {
     }
 }
 
-/// `data`, of which only `href` is kept.
-struct DataHref(Option<String>);
+/// `data`, of which only `href` and whether `tag` is `"error"` are kept.
+#[derive(Default)]
+struct DataHref {
+    href: Option<String>,
+    error_tag: bool,
+}
 
 impl<'de> Deserialize<'de> for DataHref {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -221,12 +253,15 @@ impl<'de> Visitor<'de> for ElementVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Element, A::Error> {
-        let mut head = EventHead { kind: None, timestamp: None, href: None };
+        let mut head = EventHead { kind: None, timestamp: None, href: None, error_tag: false };
         while let Some(field) = map.next_key::<Field>()? {
             match field {
                 Field::Type => head.kind = Some(map.next_value()?),
                 Field::Timestamp => head.timestamp = Some(map.next_value()?),
-                Field::Data => head.href = map.next_value::<DataHref>()?.0,
+                Field::Data => {
+                    let data = map.next_value::<DataHref>()?;
+                    (head.href, head.error_tag) = (data.href, data.error_tag);
+                }
                 Field::Other => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -275,6 +310,36 @@ impl<'de> Visitor<'de> for ScalarVisitor {
     anything_else!(Scalar, Scalar::Other, [visit_bool(bool), visit_unit()]);
 }
 
+/// Whether a `tag` value is the string `"error"` (nothing is kept).
+struct Tag(bool);
+
+impl<'de> Deserialize<'de> for Tag {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(TagVisitor)
+    }
+}
+
+struct TagVisitor;
+
+impl<'de> Visitor<'de> for TagVisitor {
+    type Value = Tag;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Tag, E> {
+        Ok(Tag(v == "error"))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Tag, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Tag(false))
+    }
+
+    anything_else!(Tag, Tag(false), [visit_bool(bool), visit_i64(i64), visit_u64(u64), visit_f64(f64), visit_unit()]);
+}
+
 struct DataVisitor;
 
 impl<'de> Visitor<'de> for DataVisitor {
@@ -285,26 +350,27 @@ impl<'de> Visitor<'de> for DataVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<DataHref, A::Error> {
-        let mut href = None;
+        let mut data = DataHref::default();
         while let Some(field) = map.next_key::<DataField>()? {
             match field {
                 DataField::Href => {
-                    href = match map.next_value()? {
+                    data.href = match map.next_value()? {
                         Scalar::Text(text) => Some(text),
                         _ => None,
                     }
                 }
+                DataField::Tag => data.error_tag = map.next_value::<Tag>()?.0,
                 DataField::Other => {
                     map.next_value::<IgnoredAny>()?;
                 }
             }
         }
-        Ok(DataHref(href))
+        Ok(data)
     }
 
     anything_else!(
         DataHref,
-        DataHref(None),
+        DataHref::default(),
         [visit_bool(bool), visit_i64(i64), visit_u64(u64), visit_f64(f64), visit_str(&str), visit_unit()]
     );
 }
@@ -329,6 +395,22 @@ mod tests {
         assert_eq!(s.events, 3);
         assert_eq!((s.first_timestamp, s.last_timestamp), (900, 1001));
         assert_eq!(s.meta_href.as_deref(), Some("https://a.example/x"));
+        assert_eq!((s.pages, s.errors), (1, 0));
+    }
+
+    #[test]
+    fn counts_meta_events_and_error_custom_events() {
+        let json = r#"[{"type":4,"data":{"href":"https://a.example/1"},"timestamp":1},
+                      {"type":5,"timestamp":2,"data":{"tag":"error","payload":{"message":"x"}}},
+                      {"type":5,"timestamp":3,"data":{"payload":{"tag":"error"},"tag":"identify"}},
+                      {"type":3,"timestamp":4,"data":{"tag":"error"}},
+                      {"type":5,"timestamp":5,"data":{"tag":["error"]}},
+                      {"type":4,"data":{"href":"https://a.example/2"},"timestamp":6},
+                      {"data":{"tag":"error"},"type":5,"timestamp":7}]"#;
+        let s = validate_chunk(json.as_bytes()).unwrap();
+        assert_eq!((s.pages, s.errors), (2, 2));
+        let from_reader = validate_chunk_reader(std::io::BufReader::with_capacity(3, json.as_bytes())).unwrap();
+        assert_eq!(from_reader, s);
     }
 
     #[test]

@@ -149,7 +149,8 @@ mod tests {
         let id = sid("session-bytes-3");
         let meta = ChunkMeta { first_timestamp: 1, last_timestamp: 2, events: 1 };
         for seq in 0..3 {
-            let chunk = NewChunk { gzip: Bytes::from(vec![seq as u8; 30]), meta, content_hash: 1 };
+            let chunk =
+                NewChunk { gzip: Bytes::from(vec![seq as u8; 30]), meta, stats: Default::default(), content_hash: 1 };
             let outcome = store.put_chunk(&id, seq, chunk, &SessionDetails::default()).await.unwrap();
             assert_eq!(outcome, PutOutcome::Created);
         }

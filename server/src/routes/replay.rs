@@ -45,7 +45,7 @@ use crate::{
     metrics::Overload,
     payload::ReplayChunkQuery,
     state::AppState,
-    store::{ChunkMeta, NewChunk, PutOutcome, SessionDetails},
+    store::{ChunkMeta, ChunkStats, NewChunk, PutOutcome, SessionDetails},
 };
 
 /// How much of a chunk is read before it waits for a processing slot.
@@ -165,16 +165,25 @@ async fn store_and_announce(
         last_timestamp: summary.last_timestamp,
         events: summary.events,
     };
-    let (meta, clamped) = sent.clamp_future(epoch_ms(context.received_at));
+    let received_ms = epoch_ms(context.received_at);
+    let (meta, clamped) = sent.clamp_future(received_ms);
     if clamped {
         state.metrics.replay_chunks_clamped.inc();
     }
     let reservation = state.session_bytes.reserve(state.store.as_ref(), &query.session_id, gzip.len() as u64).await?;
     // What the session listing shows; the store only keeps it for chunk 0.
-    let details = SessionDetails { url: summary.meta_href.clone(), user_id: query.user_id.clone() };
+    let details = SessionDetails {
+        url: summary.meta_href.clone(),
+        user_id: query.user_id.clone(),
+        browser: context.client.browser.clone(),
+        os: context.client.os.clone(),
+    };
+    // The receive time is the request's, so a chunk that waits (for the
+    // session's byte budget, a store retry) still says when it was sent.
+    let stats = ChunkStats { pages: summary.pages, errors: summary.errors, received_at: Some(received_ms) };
+    let new = NewChunk { gzip, meta, stats, content_hash };
     let started = (query.seq == 0)
         .then(|| replay_started_record(&query.session_id, query.user_id.as_deref(), &summary, &context));
-    let new = NewChunk { gzip, meta, content_hash };
     let outcome = state.chunks.put(&query.session_id, query.seq, new, &details, context.received_at, started).await?;
     match outcome {
         PutOutcome::Created => reservation.commit(),

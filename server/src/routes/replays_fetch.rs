@@ -2,8 +2,8 @@
 //!
 //! | method | path | access | answer |
 //! |---|---|---|---|
-//! | GET  | `/api/observer/replays?limit=50&cursor=…` | viewer token or sign-in cookie | `SessionsResponse`, newest first |
-//! | GET  | `/api/observer/replays/{session_id}` | viewer or share token, sign-in cookie | `ManifestResponse` |
+//! | GET  | `/api/observer/replays?limit=50&cursor=…&user_id=&url=&from=&to=&has_errors=&live=` | viewer token or sign-in cookie | `SessionsResponse`, newest first (see `listing`) |
+//! | GET  | `/api/observer/replays/{session_id}[?after_seq=N]` | viewer or share token, sign-in cookie | `ManifestResponse`, `ETag` (see `manifest`) |
 //! | GET  | `/api/observer/replays/{session_id}/chunks/{seq}` | viewer or share token, sign-in cookie | the chunk's JSON array |
 //! | GET  | `/api/observer/replays/{session_id}/events` | viewer or share token, sign-in cookie | the session's events, one JSON array, streamed |
 //! | POST | `/api/observer/replays/{session_id}/share` | viewer token, in the header | `ShareResponse` |
@@ -18,13 +18,15 @@
 //!   `rate_limited` for a while; a valid token is always served.
 //! - The manifest lists at most `OBSERVER_MAX_STREAM_CHUNKS` chunks, lowest
 //!   seqs first, with `truncated`, and the `start`, `url` and `user_id` of
-//!   the session's listing entry (see `manifest`).
+//!   the session's listing entry and whether it is live (see `manifest`);
+//!   `If-None-Match` with its `ETag` → 304, so a live player polls cheaply.
 //! - Chunks go out as stored (`Content-Encoding: gzip`) when the client
 //!   accepts gzip, else inflated (at most `OBSERVER_MAX_REPLAY_DECOMPRESSED`);
 //!   with `ETag`, `Cache-Control: private, immutable, max-age=31536000`,
 //!   `Vary: Accept-Encoding`; `If-None-Match` → 304, decided from the
 //!   chunk's tag alone (S3 `HeadObject`), without downloading it.
-//! - Limits: `limit` 1..=200 (default 50); `events` streams at most
+//! - Limits: `limit` 1..=200 (default 50), at most `store::MAX_SCAN` (500)
+//!   session entries examined per listing request; `events` streams at most
 //!   `OBSERVER_MAX_STREAM_CHUNKS` chunks (else 413); chunk and `events` reads
 //!   at once `OBSERVER_FETCH_CONCURRENCY` (see `permits`); share TTL
 //!   60 s..=30 days (default 24 h); share request body `OBSERVER_MAX_JSON_BODY`.
@@ -33,11 +35,12 @@
 //!   fetch permit).
 
 mod events;
+mod listing;
 mod manifest;
 mod permits;
 mod representation;
 
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::{
     Json,
@@ -49,21 +52,17 @@ use axum::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::extract::{Accept, BodyEncoding, check_body_headers, content_length};
+use super::extract::{Accept, BodyEncoding, check_body_headers, content_length, epoch_ms};
 use crate::{
     auth::{SessionAccess, ViewerAccess, share, viewer::unix_now},
     error::{ApiError, FieldError, LimitName},
     ingest::decompress::{gunzip_bounded, read_body},
     state::AppState,
-    store::{SessionCursor, SessionSummary},
 };
-use manifest::{ManifestResponse, session_entry};
+use listing::{SessionItem, SessionsResponse, parse_list_query};
+use manifest::{Liveness, ManifestResponse, manifest_answer, parse_after_seq, session_entry};
 use permits::{PERMIT_WAIT, fetch_permit, holding};
 use representation::{NO_STORE, accepts_gzip, chunk_headers, has_if_none_match, identity_etag, not_modified};
-
-/// Sessions per listing page: default and most.
-const DEFAULT_PAGE: usize = 50;
-const MAX_PAGE: usize = 200;
 
 pub fn list_sessions() -> MethodRouter<AppState> {
     get(list_recent_sessions)
@@ -85,66 +84,6 @@ pub fn create_share_link() -> MethodRouter<AppState> {
     post(share_session)
 }
 
-#[derive(Debug, Serialize)]
-pub struct SessionsResponse {
-    pub sessions: Vec<SessionItem>,
-    pub next_cursor: Option<String>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct SessionItem {
-    pub session_id: String,
-    /// Milliseconds since the epoch of the first event.
-    pub start: i64,
-    pub url: Option<String>,
-    pub user_id: Option<String>,
-    pub chunks: u32,
-}
-
-impl From<SessionSummary> for SessionItem {
-    fn from(s: SessionSummary) -> Self {
-        SessionItem {
-            session_id: s.session_id.to_string(),
-            start: s.start,
-            url: s.details.url,
-            user_id: s.details.user_id,
-            chunks: s.chunks,
-        }
-    }
-}
-
-/// `?limit=&cursor=` (and `token`, read by the access extractor).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ListQuery {
-    limit: Option<String>,
-    cursor: Option<String>,
-    #[allow(dead_code)]
-    token: Option<String>,
-}
-
-fn parse_list_query(query: Option<&str>) -> Result<(usize, Option<SessionCursor>), ApiError> {
-    let raw: ListQuery = serde_urlencoded::from_str(query.unwrap_or(""))
-        .map_err(|e| ApiError::invalid_fields(vec![FieldError::new(None, "query", e.to_string())]))?;
-    let mut errors = Vec::new();
-    let limit = match raw.limit.as_deref().map(str::parse::<usize>) {
-        None => DEFAULT_PAGE,
-        Some(Ok(n)) if (1..=MAX_PAGE).contains(&n) => n,
-        Some(_) => {
-            errors.push(FieldError::new(None, "limit", format!("must be an integer from 1 to {MAX_PAGE}")));
-            DEFAULT_PAGE
-        }
-    };
-    let cursor = raw.cursor.as_deref().filter(|c| !c.is_empty()).and_then(|c| {
-        let cursor = SessionCursor::parse(c);
-        if cursor.is_none() {
-            errors.push(FieldError::new(None, "cursor", "is not a cursor from a previous page"));
-        }
-        cursor
-    });
-    if errors.is_empty() { Ok((limit, cursor)) } else { Err(ApiError::invalid_fields(errors)) }
-}
-
 #[tracing::instrument(skip_all)]
 async fn list_recent_sessions(
     State(state): State<AppState>,
@@ -152,11 +91,14 @@ async fn list_recent_sessions(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     access.require_viewer()?;
-    let (limit, cursor) = parse_list_query(query.as_deref())?;
-    let page = state.store.list_sessions(limit, cursor.as_ref()).await?;
+    let (now, window) = (epoch_ms(SystemTime::now()), state.config.limits.live_window);
+    let query = parse_list_query(query.as_deref(), now, window)?;
+    let page = state.store.list_sessions(&query).await?;
     let body = SessionsResponse {
-        sessions: page.sessions.into_iter().map(SessionItem::from).collect(),
+        sessions: page.sessions.into_iter().map(|s| SessionItem::new(s, now, window)).collect(),
         next_cursor: page.next_cursor.map(|c| c.as_str().to_owned()),
+        scanned: page.scanned,
+        live_window_ms: u64::try_from(window.as_millis()).unwrap_or(u64::MAX),
     };
     Ok(([(header::CACHE_CONTROL, NO_STORE)], Json(body)).into_response())
 }
@@ -165,15 +107,19 @@ async fn list_recent_sessions(
 async fn get_session_manifest(
     State(state): State<AppState>,
     SessionAccess { session_id }: SessionAccess,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     tracing::Span::current().record("session_id", session_id.as_str());
+    let after_seq = parse_after_seq(query.as_deref())?;
     let listing = state.store.list_chunks(&session_id, state.config.limits.max_stream_chunks).await?;
     if listing.chunks.is_empty() {
         return Err(ApiError::NotFound);
     }
     let entry = session_entry(state.store.as_ref(), &session_id, &listing.chunks).await;
-    let body = ManifestResponse::new(session_id.to_string(), listing, entry);
-    Ok(([(header::CACHE_CONTROL, NO_STORE)], Json(body)).into_response())
+    let live = Liveness { now: epoch_ms(SystemTime::now()), window: state.config.limits.live_window };
+    let body = ManifestResponse::new(session_id.to_string(), listing, entry, live, after_seq);
+    Ok(manifest_answer(&headers, &body))
 }
 
 /// The `{seq}` of the chunk route: decimal digits, a `u32`.

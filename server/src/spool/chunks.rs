@@ -22,7 +22,7 @@ use crate::{
     metrics::{Metrics, UndeliveredReason},
     payload::SessionId,
     store::{
-        ChunkListing, ChunkObject, NewChunk, PutOutcome, ReplayStore, SessionCursor, SessionDetails, SessionPage,
+        ChunkListing, ChunkObject, NewChunk, PutOutcome, ReplayStore, SessionDetails, SessionPage, SessionQuery,
         StoreError, content_hash_text,
     },
 };
@@ -96,6 +96,7 @@ impl ChunkIntake {
             meta: chunk.meta,
             content_hash: chunk.content_hash,
             details: details.clone(),
+            stats: chunk.stats,
             gzip: chunk.gzip.clone(),
         };
         match spool.put_chunk(spooled, started).await.map_err(DeliveryError::from)? {
@@ -164,8 +165,8 @@ impl ReplayStore for SpooledStore {
         self.inner.put_chunk(session_id, seq, chunk, details).await
     }
 
-    async fn list_sessions(&self, limit: usize, after: Option<&SessionCursor>) -> Result<SessionPage, StoreError> {
-        self.inner.list_sessions(limit, after).await
+    async fn list_sessions(&self, query: &SessionQuery) -> Result<SessionPage, StoreError> {
+        self.inner.list_sessions(query).await
     }
 
     /// The backend's chunks and the spooled ones, by seq. While the backend

@@ -19,7 +19,7 @@ use crate::{
     config::SpoolSync,
     delivery::{Level, LogRecord, metadata_name},
     metrics::RecordKind,
-    store::{ChunkInfo, ChunkMeta, SessionDetails},
+    store::{ChunkInfo, ChunkMeta, ChunkStats, SessionDetails},
 };
 
 /// The file inside `OBSERVER_SPOOL_DIR`.
@@ -74,6 +74,10 @@ pub fn open(dir: &Path, sync: SpoolSync) -> rusqlite::Result<Connection> {
             content_hash INTEGER NOT NULL,
             url TEXT,
             user_id TEXT,
+            browser TEXT,
+            os TEXT,
+            pages INTEGER NOT NULL DEFAULT 0,
+            errors INTEGER NOT NULL DEFAULT 0,
             gzip BLOB NOT NULL,
             UNIQUE (session_id, seq)
         );",
@@ -204,6 +208,8 @@ pub struct SpooledChunk {
     pub meta: ChunkMeta,
     pub content_hash: u64,
     pub details: SessionDetails,
+    /// Pages and errors counted in the chunk (its receive time is `received_at`).
+    pub stats: ChunkStats,
     pub gzip: bytes::Bytes,
 }
 
@@ -215,8 +221,8 @@ pub fn insert_chunk(conn: &Connection, chunk: &SpooledChunk) -> rusqlite::Result
     }
     conn.prepare_cached(
         "INSERT INTO chunks (session_id, seq, received_ns, first_timestamp, last_timestamp, events, content_hash,
-                             url, user_id, gzip)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                             url, user_id, browser, os, pages, errors, gzip)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     )?
     .execute(params![
         chunk.session_id,
@@ -228,6 +234,10 @@ pub fn insert_chunk(conn: &Connection, chunk: &SpooledChunk) -> rusqlite::Result
         chunk.content_hash as i64,
         chunk.details.url,
         chunk.details.user_id,
+        chunk.details.browser,
+        chunk.details.os,
+        chunk.stats.pages,
+        chunk.stats.errors,
         chunk.gzip.as_ref(),
     ])?;
     Ok(None)
@@ -263,33 +273,40 @@ fn chunk_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ChunkRow> {
 /// The spooled chunks of a session, by seq.
 pub fn session_chunks(conn: &Connection, session_id: &str) -> rusqlite::Result<Vec<ChunkInfo>> {
     let mut statement = conn.prepare_cached(
-        "SELECT seq, first_timestamp, last_timestamp, events, length(gzip) FROM chunks WHERE session_id = ?1
-         ORDER BY seq",
+        "SELECT seq, first_timestamp, last_timestamp, events, length(gzip), pages, errors, received_ns
+         FROM chunks WHERE session_id = ?1 ORDER BY seq",
     )?;
     let rows = statement.query_map([session_id], |row| {
         Ok(ChunkInfo {
             seq: row.get(0)?,
             meta: ChunkMeta { first_timestamp: row.get(1)?, last_timestamp: row.get(2)?, events: row.get(3)? },
             bytes: row.get::<_, i64>(4)? as u64,
+            stats: ChunkStats {
+                pages: row.get(5)?,
+                errors: row.get(6)?,
+                received_at: Some(row.get::<_, i64>(7)? / 1_000_000),
+            },
         })
     })?;
     rows.collect()
 }
 
 const CHUNK_COLUMNS: &str = "id, session_id, seq, received_ns, first_timestamp, last_timestamp, events, content_hash, \
-                             url, user_id, gzip";
+                             url, user_id, browser, os, pages, errors, gzip";
 
 fn full_chunk(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, SpooledChunk)> {
-    let gzip: Vec<u8> = row.get(10)?;
+    let gzip: Vec<u8> = row.get(14)?;
+    let received_ns: i64 = row.get(3)?;
     Ok((
         row.get(0)?,
         SpooledChunk {
             session_id: row.get(1)?,
             seq: row.get(2)?,
-            received_at: time_of(row.get(3)?),
+            received_at: time_of(received_ns),
             meta: ChunkMeta { first_timestamp: row.get(4)?, last_timestamp: row.get(5)?, events: row.get(6)? },
             content_hash: row.get::<_, i64>(7)? as u64,
-            details: SessionDetails { url: row.get(8)?, user_id: row.get(9)? },
+            details: SessionDetails { url: row.get(8)?, user_id: row.get(9)?, browser: row.get(10)?, os: row.get(11)? },
+            stats: ChunkStats { pages: row.get(12)?, errors: row.get(13)?, received_at: Some(received_ns / 1_000_000) },
             gzip: gzip.into(),
         },
     ))

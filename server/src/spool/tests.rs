@@ -8,7 +8,10 @@ use std::{
 use prometheus_client::registry::Registry;
 
 use super::*;
-use crate::{delivery::Level, store::SessionDetails};
+use crate::{
+    delivery::Level,
+    store::{ChunkStats, SessionDetails},
+};
 
 fn metrics() -> Arc<Metrics> {
     Arc::new(Metrics::new(&mut Registry::default()))
@@ -25,13 +28,17 @@ fn record(line: &str, age: Duration) -> LogRecord {
 }
 
 fn chunk(session: &str, seq: u32, hash: u64) -> SpooledChunk {
+    let received_at = SystemTime::now();
+    let received_ms = received_at.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
     SpooledChunk {
         session_id: session.to_owned(),
         seq,
-        received_at: SystemTime::now(),
+        received_at,
         meta: ChunkMeta { first_timestamp: 1, last_timestamp: 2, events: 3 },
         content_hash: hash,
-        details: SessionDetails { url: Some("https://example.test/".into()), user_id: None },
+        details: SessionDetails { url: Some("https://example.test/".into()), user_id: None, browser: None, os: None },
+        // The spool keeps the receive time once, in `received_at`.
+        stats: ChunkStats { received_at: Some(received_ms), ..ChunkStats::default() },
         gzip: bytes::Bytes::from_static(b"\x1f\x8b-not-really"),
     }
 }

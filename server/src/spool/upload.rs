@@ -84,7 +84,12 @@ async fn run(spool: Spool, store: Arc<dyn ReplayStore>, max_age: Duration, mut s
                     continue;
                 };
                 metrics.delivery_attempt(DeliveryTarget::S3);
-                let new = NewChunk { gzip: chunk.gzip, meta: chunk.meta, content_hash: chunk.content_hash };
+                let new = NewChunk {
+                    gzip: chunk.gzip,
+                    meta: chunk.meta,
+                    stats: chunk.stats,
+                    content_hash: chunk.content_hash,
+                };
                 match store.put_chunk(&session_id, chunk.seq, new, &chunk.details).await {
                     Ok(outcome) => {
                         if outcome == PutOutcome::Conflict {

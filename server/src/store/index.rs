@@ -5,15 +5,19 @@
 //!   `inverted = 9999999999999 - start_ms`: lexicographic order is newest
 //!   first, so "the most recent sessions" is the start of one listing and a
 //!   page cursor is simply the last name returned (`start-after`).
-//! - Chunk entries (S3), `replays/{sid}/index/{seq:010}-{first}-{last}-{events}-{bytes}`:
-//!   empty objects whose key holds the chunk's manifest line, so one
+//! - Chunk entries (S3),
+//!   `replays/{sid}/index/{seq:010}-{first}-{last}-{events}-{bytes}-{pages}-{errors}-{received}`:
+//!   empty objects whose key holds the chunk's manifest line and what it
+//!   adds to the listing (`ChunkStats`; `received` 0 when unknown), so one
 //!   `ListObjectsV2` page (1000 keys) yields the manifest of a session of up
-//!   to 1000 chunks instead of one `HeadObject` per chunk. The key is a pure
-//!   function of the stored chunk, so writing it again is harmless.
+//!   to 1000 chunks, or its listing totals, instead of one `HeadObject` per
+//!   chunk. The key is a pure function of the stored chunk (and its
+//!   metadata), so writing it again is harmless. Entries written before the
+//!   last three fields existed still parse, with zero pages and errors.
 
 use serde::{Deserialize, Serialize};
 
-use super::{ChunkInfo, ChunkMeta, SessionDetails};
+use super::{ChunkInfo, ChunkMeta, ChunkStats, SessionDetails};
 use crate::payload::SessionId;
 
 /// Largest start time an entry name can hold (year 2286).
@@ -79,12 +83,23 @@ pub struct SessionEntry {
     pub start: i64,
     pub url: Option<String>,
     pub user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub browser: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os: Option<String>,
 }
 
 impl SessionEntry {
     pub fn new(session_id: &SessionId, start: i64, details: &SessionDetails) -> SessionEntry {
         let url = details.url.as_ref().map(|u| u.chars().take(MAX_URL_CHARS).collect());
-        SessionEntry { session_id: session_id.to_string(), start, url, user_id: details.user_id.clone() }
+        SessionEntry {
+            session_id: session_id.to_string(),
+            start,
+            url,
+            user_id: details.user_id.clone(),
+            browser: details.browser.clone(),
+            os: details.os.clone(),
+        }
     }
 
     pub fn to_json(&self) -> Vec<u8> {
@@ -96,7 +111,9 @@ impl SessionEntry {
     /// rather than hiding the session.
     pub fn details_from_json(body: &[u8]) -> SessionDetails {
         match serde_json::from_slice::<SessionEntry>(body) {
-            Ok(entry) => SessionDetails { url: entry.url, user_id: entry.user_id },
+            Ok(entry) => {
+                SessionDetails { url: entry.url, user_id: entry.user_id, browser: entry.browser, os: entry.os }
+            }
             Err(_) => SessionDetails::default(),
         }
     }
@@ -105,7 +122,15 @@ impl SessionEntry {
 /// The name of a chunk's index entry (under `replays/{sid}/index/`).
 pub fn chunk_index_name(info: &ChunkInfo) -> String {
     let ChunkMeta { first_timestamp, last_timestamp, events } = info.meta;
-    format!("{:010}-{}-{}-{events}-{}", info.seq, first_timestamp.max(0), last_timestamp.max(0), info.bytes)
+    let ChunkStats { pages, errors, received_at } = info.stats;
+    format!(
+        "{:010}-{}-{}-{events}-{}-{pages}-{errors}-{}",
+        info.seq,
+        first_timestamp.max(0),
+        last_timestamp.max(0),
+        info.bytes,
+        received_at.unwrap_or(0).max(0)
+    )
 }
 
 /// The manifest line a chunk index entry name holds.
@@ -124,8 +149,16 @@ pub fn parse_chunk_index_name(name: &str) -> Option<ChunkInfo> {
             events: next()?.parse().ok()?,
         },
         bytes: next()?.parse().ok()?,
+        stats: ChunkStats::default(),
     };
-    parts.next().is_none().then_some(info)
+    // Older entries end here.
+    let Some(pages) = next() else { return parts.next().is_none().then_some(info) };
+    let stats = ChunkStats {
+        pages: pages.parse().ok()?,
+        errors: next()?.parse().ok()?,
+        received_at: next()?.parse::<i64>().ok().filter(|&t| t > 0),
+    };
+    parts.next().is_none().then_some(ChunkInfo { stats, ..info })
 }
 
 #[cfg(test)]
@@ -171,11 +204,19 @@ mod tests {
 
     #[test]
     fn entries_round_trip_and_cut_long_urls() {
-        let details = SessionDetails { url: Some("x".repeat(5000)), user_id: Some("user-1".into()) };
+        let details = SessionDetails {
+            url: Some("x".repeat(5000)),
+            user_id: Some("user-1".into()),
+            browser: Some("Chrome".into()),
+            os: Some("Linux".into()),
+        };
         let entry = SessionEntry::new(&sid("session-aaaa"), 42, &details);
         assert_eq!(entry.url.as_ref().unwrap().len(), MAX_URL_CHARS);
         let back = SessionEntry::details_from_json(&entry.to_json());
         assert_eq!(back.user_id.as_deref(), Some("user-1"));
+        assert_eq!((back.browser.as_deref(), back.os.as_deref()), (Some("Chrome"), Some("Linux")));
+        let older = br#"{"session_id":"session-aaaa","start":42,"url":null,"user_id":"u"}"#;
+        assert_eq!(SessionEntry::details_from_json(older).user_id.as_deref(), Some("u"));
         assert_eq!(SessionEntry::details_from_json(b"garbage"), SessionDetails::default());
     }
 
@@ -185,13 +226,25 @@ mod tests {
             seq: 7,
             meta: ChunkMeta { first_timestamp: 1_700_000_000_000, last_timestamp: 1_700_000_004_321, events: 42 },
             bytes: 1234,
+            stats: ChunkStats { pages: 2, errors: 1, received_at: Some(1_700_000_005_000) },
         };
         let name = chunk_index_name(&info);
-        assert_eq!(name, "0000000007-1700000000000-1700000004321-42-1234");
+        assert_eq!(name, "0000000007-1700000000000-1700000004321-42-1234-2-1-1700000005000");
         assert_eq!(parse_chunk_index_name(&name), Some(info));
-        for bad in
-            ["", "7-1-2-3-4", "0000000007-1-2-3", "0000000007-1-2-3-4-5", "0000000007-1--3-4", "0000000007-a-2-3-4"]
-        {
+        let unknown = ChunkInfo { stats: ChunkStats { received_at: None, ..info.stats }, ..info };
+        assert_eq!(parse_chunk_index_name(&chunk_index_name(&unknown)), Some(unknown));
+        let older = parse_chunk_index_name("0000000007-1700000000000-1700000004321-42-1234").unwrap();
+        assert_eq!((older.meta, older.bytes, older.stats), (info.meta, 1234, ChunkStats::default()));
+        for bad in [
+            "",
+            "7-1-2-3-4",
+            "0000000007-1-2-3",
+            "0000000007-1-2-3-4-5",
+            "0000000007-1-2-3-4-5-6",
+            "0000000007-1-2-3-4-5-6-7-8",
+            "0000000007-1--3-4",
+            "0000000007-a-2-3-4",
+        ] {
             assert_eq!(parse_chunk_index_name(bad), None, "{bad:?}");
         }
     }

@@ -10,7 +10,8 @@
 //!   (S3 only): an empty object whose key carries the chunk's metadata, so
 //!   one `ListObjectsV2` yields a whole manifest (see [`index`]);
 //! - `sessions/{9999999999999 - start_ms:013}-{session_id}.json`: written
-//!   when a session's chunk 0 is stored, `{session_id, start, url, user_id}`;
+//!   when a session's chunk 0 is stored,
+//!   `{session_id, start, url, user_id, browser, os}`;
 //!   names sort newest first, so listing recent sessions is one listing,
 //!   and a manifest finds its session's entry from chunk 0's first timestamp.
 //!
@@ -19,6 +20,7 @@
 //! is in [`retention`].
 
 pub mod index;
+pub mod listing;
 pub mod local;
 pub mod retention;
 pub mod s3;
@@ -30,6 +32,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 pub use index::{SessionCursor, session_entry_start};
+pub use listing::{MAX_SCAN, SessionFilter, SessionQuery};
 pub use local::LocalStore;
 pub use s3::S3Store;
 pub use timed::TimedStore;
@@ -48,11 +51,27 @@ pub struct ChunkMeta {
     pub events: u32,
 }
 
+/// What a chunk adds to its session's line in the listing, stored beside it
+/// (sidecar, S3 metadata and index key) so the listing sums it per session
+/// without reading a chunk. A re-sent chunk stores nothing, so nothing is
+/// counted twice.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChunkStats {
+    /// rrweb Meta events: page loads (and the SDK's periodic full snapshots).
+    pub pages: u32,
+    /// rrweb custom events tagged `error`.
+    pub errors: u32,
+    /// When Observer accepted the chunk (ms since the epoch, its own clock);
+    /// `None` for chunks stored by versions that did not keep it.
+    pub received_at: Option<i64>,
+}
+
 /// A validated chunk, as a put stores it.
 #[derive(Debug, Clone)]
 pub struct NewChunk {
     pub gzip: Bytes,
     pub meta: ChunkMeta,
+    pub stats: ChunkStats,
     /// xxh3-64 of the decompressed JSON, stored with the chunk so a re-send
     /// of the same `(session_id, seq)` can be told from other content.
     pub content_hash: u64,
@@ -121,6 +140,34 @@ pub struct SessionDetails {
     /// `data.href` of the first Meta event.
     pub url: Option<String>,
     pub user_id: Option<String>,
+    /// uap-core's browser and OS families of chunk 0's `User-Agent`.
+    #[serde(default)]
+    pub browser: Option<String>,
+    #[serde(default)]
+    pub os: Option<String>,
+}
+
+/// A session's chunks summed up (see [`ChunkStats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SessionStats {
+    /// Chunks stored so far.
+    pub chunks: u32,
+    pub pages: u32,
+    pub errors: u32,
+    /// The latest event timestamp of any chunk.
+    pub last_timestamp: Option<i64>,
+    /// When the newest chunk was accepted (Observer's clock).
+    pub last_received: Option<i64>,
+}
+
+impl SessionStats {
+    /// Adds one stored chunk.
+    pub fn add(&mut self, info: &ChunkInfo) {
+        self.pages = self.pages.saturating_add(info.stats.pages);
+        self.errors = self.errors.saturating_add(info.stats.errors);
+        self.last_timestamp = self.last_timestamp.max(Some(info.meta.last_timestamp));
+        self.last_received = self.last_received.max(info.stats.received_at);
+    }
 }
 
 /// One session in the listing, newest first.
@@ -130,8 +177,7 @@ pub struct SessionSummary {
     /// Milliseconds since the epoch of chunk 0's first event.
     pub start: i64,
     pub details: SessionDetails,
-    /// Chunks stored so far.
-    pub chunks: u32,
+    pub stats: SessionStats,
 }
 
 /// A page of the session listing.
@@ -140,6 +186,8 @@ pub struct SessionPage {
     pub sessions: Vec<SessionSummary>,
     /// Where the next page starts; `None` on the last page.
     pub next_cursor: Option<SessionCursor>,
+    /// Session entries examined for this page (at most [`MAX_SCAN`]).
+    pub scanned: usize,
 }
 
 /// A stored chunk as a manifest lists it.
@@ -149,6 +197,7 @@ pub struct ChunkInfo {
     pub meta: ChunkMeta,
     /// Size of the stored gzip body.
     pub bytes: u64,
+    pub stats: ChunkStats,
 }
 
 /// The first chunks of a session, as a manifest lists them.
@@ -204,8 +253,10 @@ pub trait ReplayStore: Send + Sync + 'static {
         details: &SessionDetails,
     ) -> Result<PutOutcome, StoreError>;
 
-    /// Up to `limit` sessions, newest first, starting after `after`.
-    async fn list_sessions(&self, limit: usize, after: Option<&SessionCursor>) -> Result<SessionPage, StoreError>;
+    /// Up to `query.limit` sessions that match `query.filter`, newest first,
+    /// starting after `query.after`, examining at most [`MAX_SCAN`] entries
+    /// (see [`listing`]).
+    async fn list_sessions(&self, query: &SessionQuery) -> Result<SessionPage, StoreError>;
 
     /// The stored chunks of a session with the lowest seqs, at most
     /// `max_chunks` of them, ordered by seq (empty if none). Reads no more of
@@ -273,7 +324,7 @@ mod tests {
     #[test]
     fn existing_chunks_are_compared_by_hash_else_by_meta() {
         let meta = ChunkMeta { first_timestamp: 1, last_timestamp: 2, events: 3 };
-        let new = NewChunk { gzip: Bytes::new(), meta, content_hash: 7 };
+        let new = NewChunk { gzip: Bytes::new(), meta, stats: ChunkStats::default(), content_hash: 7 };
         assert_eq!(PutOutcome::of_existing(Some((meta, Some(7))), &new), PutOutcome::AlreadyExists);
         let other_meta = ChunkMeta { events: 4, ..meta };
         assert_eq!(PutOutcome::of_existing(Some((other_meta, Some(7))), &new), PutOutcome::AlreadyExists);

@@ -4,8 +4,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::{
-    ChunkListing, ChunkObject, NewChunk, PutOutcome, ReplayStore, SessionCursor, SessionDetails, SessionPage,
-    StoreError,
+    ChunkListing, ChunkObject, NewChunk, PutOutcome, ReplayStore, SessionDetails, SessionPage, SessionQuery, StoreError,
 };
 use crate::metrics::{Metrics, StoreOperation};
 use crate::payload::SessionId;
@@ -66,9 +65,9 @@ impl ReplayStore for TimedStore {
         result
     }
 
-    async fn list_sessions(&self, limit: usize, after: Option<&SessionCursor>) -> Result<SessionPage, StoreError> {
+    async fn list_sessions(&self, query: &SessionQuery) -> Result<SessionPage, StoreError> {
         let timer = OperationTimer::start(&self.metrics, StoreOperation::List);
-        let result = self.inner.list_sessions(limit, after).await;
+        let result = self.inner.list_sessions(query).await;
         timer.finish(result.is_ok());
         result
     }
@@ -140,10 +139,10 @@ mod tests {
         let id = SessionId::parse("session-timed-1").unwrap();
         let meta = ChunkMeta { first_timestamp: 1, last_timestamp: 2, events: 3 };
         let details = SessionDetails::default();
-        let chunk = NewChunk { gzip: Bytes::from_static(b"gz"), meta, content_hash: 1 };
+        let chunk = NewChunk { gzip: Bytes::from_static(b"gz"), meta, stats: Default::default(), content_hash: 1 };
         assert_eq!(store.put_chunk(&id, 0, chunk, &details).await.unwrap(), PutOutcome::Created);
         assert_eq!(store.list_chunks(&id, 10).await.unwrap().chunks.len(), 1);
-        assert_eq!(store.list_sessions(10, None).await.unwrap().sessions.len(), 1);
+        assert_eq!(store.list_sessions(&SessionQuery::page(10, None)).await.unwrap().sessions.len(), 1);
         assert_eq!(store.get_chunk(&id, 0).await.unwrap().unwrap().gzip, Bytes::from_static(b"gz"));
         assert!(store.chunk_etag(&id, 0).await.unwrap().is_some());
         assert!(store.get_session_details(&id, 1).await.unwrap().is_some());
@@ -180,7 +179,7 @@ mod tests {
         ) -> Result<PutOutcome, StoreError> {
             std::future::pending().await
         }
-        async fn list_sessions(&self, _: usize, _: Option<&SessionCursor>) -> Result<SessionPage, StoreError> {
+        async fn list_sessions(&self, _: &SessionQuery) -> Result<SessionPage, StoreError> {
             std::future::pending().await
         }
         async fn list_chunks(&self, _: &SessionId, _: usize) -> Result<ChunkListing, StoreError> {

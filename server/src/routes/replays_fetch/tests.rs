@@ -21,7 +21,8 @@ use crate::health::Readiness;
 use crate::metrics::Metrics;
 use crate::payload::SessionId;
 use crate::store::{
-    ChunkInfo, ChunkListing, ChunkMeta, ChunkObject, PutOutcome, ReplayStore, SessionDetails, SessionPage, StoreError,
+    ChunkInfo, ChunkListing, ChunkMeta, ChunkObject, PutOutcome, ReplayStore, SessionDetails, SessionPage,
+    SessionQuery, StoreError,
 };
 
 const TOKEN: &str = "route-test-viewer-token-0123";
@@ -54,12 +55,19 @@ impl ReplayStore for Memory {
     ) -> Result<PutOutcome, StoreError> {
         Err(StoreError::Config("not used by this test".into()))
     }
-    async fn list_sessions(&self, _: usize, _: Option<&SessionCursor>) -> Result<SessionPage, StoreError> {
+    async fn list_sessions(&self, _: &SessionQuery) -> Result<SessionPage, StoreError> {
         Err(StoreError::Config("not used by this test".into()))
     }
     async fn list_chunks(&self, id: &SessionId, max: usize) -> Result<ChunkListing, StoreError> {
         let all: Vec<ChunkInfo> = (id.as_str() == SESSION)
-            .then(|| self.chunks.iter().map(|(&seq, b)| ChunkInfo { seq, meta: meta(seq), bytes: b.len() as u64 }))
+            .then(|| {
+                self.chunks.iter().map(|(&seq, b)| ChunkInfo {
+                    seq,
+                    meta: meta(seq),
+                    bytes: b.len() as u64,
+                    stats: Default::default(),
+                })
+            })
             .into_iter()
             .flatten()
             .collect();
@@ -132,7 +140,11 @@ async fn json_of(response: Response) -> Value {
 
 #[tokio::test]
 async fn manifest_is_capped_and_shows_the_session_entry() {
-    let details = SessionDetails { url: Some("https://app.example/cart".into()), user_id: Some("user-9".into()) };
+    let details = SessionDetails {
+        url: Some("https://app.example/cart".into()),
+        user_id: Some("user-9".into()),
+        ..SessionDetails::default()
+    };
     let store = memory(&[0, 1, 2, 5], Some(details));
     let state = state_with(store.clone(), |s| s.max_stream_chunks = Some("3".into()));
     let r = get(&state, &format!("/api/observer/replays/{SESSION}"), Some(TOKEN), &[]).await;

@@ -3,8 +3,9 @@
 //! Layout under the data directory, for each chunk:
 //! - `replays/{session_id}/{seq:010}.json.gz`: the gzip body as received;
 //! - `replays/{session_id}/{seq:010}.meta.json`:
-//!   `{"first_timestamp","last_timestamp","events","bytes","content_hash"}`
-//!   (`content_hash`, 16 hex digits, is absent from chunks stored by older versions).
+//!   `{"first_timestamp","last_timestamp","events","bytes","content_hash","pages","errors","received_at"}`
+//!   (`content_hash`, 16 hex digits, and the last three (`store::ChunkStats`)
+//!   are absent from chunks stored by older versions).
 //!
 //! A session directory may also hold `.lock` (see below) and, briefly, `.tmp-*`
 //! files; anything reading the directory should only look at the two names above.
@@ -40,8 +41,8 @@ use std::path::{Path, PathBuf};
 
 use super::index::{SessionEntry, session_entry_name};
 use super::{
-    ChunkListing, ChunkMeta, ChunkObject, NewChunk, PutOutcome, ReplayStore, SessionCursor, SessionDetails,
-    SessionPage, StoreError, chunk_key, content_hash_text, parse_content_hash,
+    ChunkListing, ChunkMeta, ChunkObject, ChunkStats, NewChunk, PutOutcome, ReplayStore, SessionDetails, SessionPage,
+    SessionQuery, StoreError, chunk_key, content_hash_text, parse_content_hash,
 };
 use crate::payload::SessionId;
 
@@ -62,11 +63,21 @@ struct Sidecar {
     /// See [`crate::store::content_hash_text`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     content_hash: Option<String>,
+    #[serde(default)]
+    pages: u32,
+    #[serde(default)]
+    errors: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    received_at: Option<i64>,
 }
 
 impl Sidecar {
     fn meta(&self) -> ChunkMeta {
         ChunkMeta { first_timestamp: self.first_timestamp, last_timestamp: self.last_timestamp, events: self.events }
+    }
+
+    fn stats(&self) -> ChunkStats {
+        ChunkStats { pages: self.pages, errors: self.errors, received_at: self.received_at }
     }
 }
 
@@ -121,9 +132,8 @@ impl ReplayStore for LocalStore {
         Ok(outcome)
     }
 
-    async fn list_sessions(&self, limit: usize, after: Option<&SessionCursor>) -> Result<SessionPage, StoreError> {
-        let (root, after) = (self.root.clone(), after.cloned());
-        run_blocking(move || read::list_sessions(&root, limit, after.as_ref())).await
+    async fn list_sessions(&self, query: &SessionQuery) -> Result<SessionPage, StoreError> {
+        super::listing::list_sessions(&read::Entries { root: self.root.clone() }, query).await
     }
 
     async fn list_chunks(&self, session_id: &SessionId, max_chunks: usize) -> Result<ChunkListing, StoreError> {
@@ -229,6 +239,9 @@ fn put_locked(chunk: &Path, new: &NewChunk) -> Result<Option<PutOutcome>, StoreE
         events: meta.events,
         bytes: body.len() as u64,
         content_hash: Some(content_hash_text(new.content_hash)),
+        pages: new.stats.pages,
+        errors: new.stats.errors,
+        received_at: new.stats.received_at,
     };
     let sidecar_json = serde_json::to_vec(&sidecar).map_err(io::Error::other)?;
     write_temp(dir, &sidecar_json)?.rename_to(&sidecar_path(chunk))?;

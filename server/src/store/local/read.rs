@@ -1,8 +1,10 @@
 //! The read side of the local store (blocking; called on the blocking pool).
 //!
-//! - Listing: `read_dir("sessions")`, names sorted (newest first by
-//!   construction), those after the cursor, `limit` of them; then each
-//!   entry's body and its session directory's chunk count.
+//! - Listing (`store::listing`): `read_dir("sessions")`, names sorted
+//!   (newest first by construction), those after the cursor; then the
+//!   entries' bodies, and for the sessions that pass the filters their
+//!   totals: one `read_dir` of the session directory and every sidecar
+//!   (at most `OBSERVER_MAX_SESSION_CHUNKS` small files).
 //! - Manifest: `read_dir("replays/{sid}")`, then the sidecars of the lowest
 //!   seqs only, as many as asked for; and the session's listing entry, named
 //!   by chunk 0's first timestamp (one `read`).
@@ -12,18 +14,16 @@
 
 use std::fs;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use xxhash_rust::xxh3::xxh3_64;
 
 use super::{SESSIONS_DIR, Sidecar, sidecar_path};
 use crate::payload::SessionId;
-use crate::store::index::{SessionEntry, parse_session_entry_name};
-use crate::store::{
-    ChunkInfo, ChunkListing, ChunkMeta, ChunkObject, SessionCursor, SessionDetails, SessionPage, SessionSummary,
-    StoreError,
-};
+use crate::store::index::SessionEntry;
+use crate::store::listing::EntrySource;
+use crate::store::{ChunkInfo, ChunkListing, ChunkObject, SessionDetails, SessionStats, StoreError};
 
 /// File names in `dir`, or none if it does not exist.
 fn names(dir: &Path) -> io::Result<Vec<String>> {
@@ -42,32 +42,45 @@ fn names(dir: &Path) -> io::Result<Vec<String>> {
     Ok(names)
 }
 
-pub fn list_sessions(root: &Path, limit: usize, after: Option<&SessionCursor>) -> Result<SessionPage, StoreError> {
-    let after = after.map(SessionCursor::entry_name);
-    let mut entries: Vec<String> = names(&root.join(SESSIONS_DIR))?
-        .into_iter()
-        .filter(|name| after.as_ref().is_none_or(|after| name > after))
-        .filter(|name| parse_session_entry_name(name).is_some())
-        .collect();
-    entries.sort_unstable();
-    // The same "is there more" rule as S3's IsTruncated.
-    let more = entries.len() > limit;
-    entries.truncate(limit);
+/// The session listing's view of the data directory.
+pub struct Entries {
+    pub root: PathBuf,
+}
 
-    let mut sessions = Vec::with_capacity(entries.len());
-    let mut next_cursor = None;
-    for name in &entries {
-        let Some((session_id, start, cursor)) = parse_session_entry_name(name) else { continue };
-        let details = match fs::read(root.join(SESSIONS_DIR).join(name)) {
-            Ok(body) => SessionEntry::details_from_json(&body),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e.into()),
-        };
-        let chunks = count_chunks(&root.join("replays").join(session_id.as_str()))?;
-        sessions.push(SessionSummary { session_id, start, details, chunks });
-        next_cursor = Some(cursor);
+#[async_trait::async_trait]
+impl EntrySource for Entries {
+    async fn entry_names(&self, after: Option<&str>, max: usize) -> Result<(Vec<String>, bool), StoreError> {
+        let (dir, after) = (self.root.join(SESSIONS_DIR), after.map(str::to_owned));
+        super::run_blocking(move || {
+            let mut entries: Vec<String> =
+                names(&dir)?.into_iter().filter(|name| after.as_ref().is_none_or(|after| name > after)).collect();
+            entries.sort_unstable();
+            let more = entries.len() > max;
+            entries.truncate(max);
+            Ok((entries, more))
+        })
+        .await
     }
-    Ok(SessionPage { sessions, next_cursor: next_cursor.filter(|_| more) })
+
+    async fn entry_details(&self, name: &str) -> Result<Option<SessionDetails>, StoreError> {
+        let entry = self.root.join(SESSIONS_DIR).join(name);
+        super::run_blocking(move || session_details(&entry)).await
+    }
+
+    async fn session_stats(&self, session_id: &SessionId) -> Result<SessionStats, StoreError> {
+        let dir = self.root.join("replays").join(session_id.as_str());
+        super::run_blocking(move || {
+            let listing = list_chunks(&dir, usize::MAX)?;
+            let mut stats = SessionStats::default();
+            for info in &listing.chunks {
+                stats.add(info);
+            }
+            // Chunks whose sidecar was unreadable still count as chunks.
+            stats.chunks = count_chunks(&dir)?;
+            Ok(stats)
+        })
+        .await
+    }
 }
 
 fn count_chunks(dir: &Path) -> io::Result<u32> {
@@ -90,15 +103,7 @@ pub fn list_chunks(dir: &Path, max_chunks: usize) -> Result<ChunkListing, StoreE
         let (seq, chunk) = (*seq, dir.join(name));
         match fs::read(sidecar_path(&chunk)) {
             Ok(body) => match serde_json::from_slice::<Sidecar>(&body) {
-                Ok(s) => chunks.push(ChunkInfo {
-                    seq,
-                    meta: ChunkMeta {
-                        first_timestamp: s.first_timestamp,
-                        last_timestamp: s.last_timestamp,
-                        events: s.events,
-                    },
-                    bytes: s.bytes,
-                }),
+                Ok(s) => chunks.push(ChunkInfo { seq, meta: s.meta(), bytes: s.bytes, stats: s.stats() }),
                 // Left out, so the player shows a gap rather than a wrong timeline.
                 Err(e) => {
                     tracing::warn!(path = %chunk.display(), error = %e, "unreadable chunk sidecar; chunk left out")

@@ -4,20 +4,24 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::*;
-use crate::store::ChunkInfo;
+use crate::store::{ChunkInfo, SessionQuery};
 
 fn sid(s: &str) -> SessionId {
     SessionId::parse(s).unwrap()
 }
 
-const NO_DETAILS: SessionDetails = SessionDetails { url: None, user_id: None };
+const NO_DETAILS: SessionDetails = SessionDetails { url: None, user_id: None, browser: None, os: None };
 
 const META: ChunkMeta = ChunkMeta { first_timestamp: 1_700_000_000_000, last_timestamp: 1_700_000_004_321, events: 42 };
 
 /// A chunk whose content hash is that of its (test) body.
+/// What every test chunk adds to its session's listing line.
+const STATS: crate::store::ChunkStats =
+    crate::store::ChunkStats { pages: 1, errors: 2, received_at: Some(1_700_000_005_000) };
+
 fn new_chunk(body: impl Into<Bytes>, meta: ChunkMeta) -> NewChunk {
     let gzip = body.into();
-    NewChunk { content_hash: xxhash_rust::xxh3::xxh3_64(&gzip), gzip, meta }
+    NewChunk { content_hash: xxhash_rust::xxh3::xxh3_64(&gzip), gzip, meta, stats: STATS }
 }
 
 fn read_sidecar(path: &Path) -> Sidecar {
@@ -55,6 +59,9 @@ async fn put_creates_chunk_and_sidecar() {
             "events": 42,
             "bytes": body.len(),
             "content_hash": format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&body)),
+            "pages": 1,
+            "errors": 2,
+            "received_at": 1_700_000_005_000_i64,
         })
     );
     assert_eq!(entries(&dir), ["0000000007.json.gz", "0000000007.meta.json"], "no temp files left");
@@ -194,7 +201,11 @@ fn sidecar_name() {
 async fn sessions_are_listed_newest_first_with_cursor() {
     let tmp = tempfile::tempdir().unwrap();
     let store = LocalStore::new(tmp.path().to_owned()).unwrap();
-    let details = SessionDetails { url: Some("https://a.example/x".into()), user_id: Some("user-1".into()) };
+    let details = SessionDetails {
+        url: Some("https://a.example/x".into()),
+        user_id: Some("user-1".into()),
+        ..SessionDetails::default()
+    };
     for (i, name) in ["session-old1", "session-mid2", "session-new3"].iter().enumerate() {
         let meta = ChunkMeta { first_timestamp: 1_700_000_000_000 + i as i64, ..META };
         for seq in 0..=i as u32 {
@@ -207,19 +218,19 @@ async fn sessions_are_listed_newest_first_with_cursor() {
         .await
         .unwrap();
 
-    let page = store.list_sessions(2, None).await.unwrap();
+    let page = store.list_sessions(&SessionQuery::page(2, None)).await.unwrap();
     let ids: Vec<&str> = page.sessions.iter().map(|s| s.session_id.as_str()).collect();
     assert_eq!(ids, ["session-new3", "session-mid2"]);
-    assert_eq!(page.sessions[0].chunks, 3);
+    assert_eq!(page.sessions[0].stats.chunks, 3);
     assert_eq!(page.sessions[0].start, 1_700_000_000_002);
     assert_eq!(page.sessions[0].details, details);
     let cursor = page.next_cursor.expect("a second page");
-    let page = store.list_sessions(2, Some(&cursor)).await.unwrap();
+    let page = store.list_sessions(&SessionQuery::page(2, Some(cursor.clone()))).await.unwrap();
     let ids: Vec<&str> = page.sessions.iter().map(|s| s.session_id.as_str()).collect();
     assert_eq!(ids, ["session-old1"]);
     assert_eq!(page.next_cursor, None);
     // Exactly `limit` left: no further page is promised.
-    assert_eq!(store.list_sessions(3, None).await.unwrap().next_cursor, None);
+    assert_eq!(store.list_sessions(&SessionQuery::page(3, None)).await.unwrap().next_cursor, None);
 }
 
 #[tokio::test]
@@ -255,7 +266,10 @@ async fn manifest_and_chunks() {
     let listing = store.list_chunks(&id, 100).await.unwrap();
     let seqs: Vec<u32> = listing.chunks.iter().map(|c| c.seq).collect();
     assert_eq!((seqs.as_slice(), listing.truncated), ([0, 1, 2, 10].as_slice(), false));
-    assert_eq!(listing.chunks[3], ChunkInfo { seq: 10, meta: ChunkMeta { events: 10, ..META }, bytes: 7 });
+    assert_eq!(
+        listing.chunks[3],
+        ChunkInfo { seq: 10, meta: ChunkMeta { events: 10, ..META }, bytes: 7, stats: STATS }
+    );
 
     let chunk = store.get_chunk(&id, 10).await.unwrap().unwrap();
     assert_eq!(chunk.gzip, Bytes::from_static(b"body 10"));
@@ -289,7 +303,16 @@ async fn manifest_cap_takes_the_lowest_seqs_and_reads_only_their_sidecars() {
     assert!(store.list_chunks(&id, 4).await.is_err(), "read once within the cap");
     // An unparsable sidecar within the cap leaves a gap and the next chunk moves up.
     fs::remove_dir(&sidecar_7).unwrap();
-    let sidecar = Sidecar { first_timestamp: 1, last_timestamp: 2, events: 3, bytes: 2, content_hash: None };
+    let sidecar = Sidecar {
+        first_timestamp: 1,
+        last_timestamp: 2,
+        events: 3,
+        bytes: 2,
+        content_hash: None,
+        pages: 0,
+        errors: 0,
+        received_at: None,
+    };
     fs::write(&sidecar_7, serde_json::to_vec(&sidecar).unwrap()).unwrap();
     fs::write(dir.join("0000000003.meta.json"), b"not json").unwrap();
     let listing = store.list_chunks(&id, 3).await.unwrap();
@@ -301,7 +324,11 @@ async fn session_details_from_the_entry_named_by_the_start() {
     let tmp = tempfile::tempdir().unwrap();
     let store = LocalStore::new(tmp.path().to_owned()).unwrap();
     let id = sid("session-details");
-    let details = SessionDetails { url: Some("https://a.example/x".into()), user_id: Some("user-3".into()) };
+    let details = SessionDetails {
+        url: Some("https://a.example/x".into()),
+        user_id: Some("user-3".into()),
+        ..SessionDetails::default()
+    };
     assert_eq!(store.get_session_details(&id, META.first_timestamp).await.unwrap(), None);
     store.put_chunk(&id, 0, new_chunk(Bytes::from_static(b"gz"), META), &details).await.unwrap();
     assert_eq!(store.get_session_details(&id, META.first_timestamp).await.unwrap(), Some(details));

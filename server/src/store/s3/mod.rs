@@ -2,8 +2,9 @@
 //!
 //! One object per chunk at `{key_prefix}replays/{session_id}/{seq:010}.json.gz`,
 //! with `Content-Type: application/json`, `Content-Encoding: gzip` and the user
-//! metadata `first-timestamp`, `last-timestamp`, `events` (decimal strings) and
-//! `content-hash` (16 hex digits; absent on chunks stored by older versions).
+//! metadata `first-timestamp`, `last-timestamp`, `events`, `pages`, `errors`,
+//! `received-at` (decimal strings; see `store::ChunkStats`) and `content-hash`
+//! (16 hex digits); chunks stored by older versions lack the last four.
 //!
 //! A put never replaces an object:
 //! 1. `HeadObject`: if the key exists the put compares its metadata with the
@@ -16,8 +17,9 @@
 //!
 //! After a new chunk is stored, two small objects make reads cheap (see
 //! `store::index`): the chunk's index entry
-//! `replays/{session_id}/index/{seq:010}-{first}-{last}-{events}-{bytes}`
-//! (empty; one `ListObjectsV2` page then yields a 1000-chunk manifest), and
+//! `replays/{session_id}/index/{seq:010}-{first}-{last}-{events}-{bytes}-{pages}-{errors}-{received}`
+//! (empty; one `ListObjectsV2` page then yields a 1000-chunk manifest, or
+//! the session's listing totals), and
 //! for chunk 0 the session's listing entry `sessions/{inverted}-{id}.json`
 //! (`If-None-Match: *`, so the first one stays). Both are written after the
 //! chunk, and their failure does not fail the put: the chunk is safe, and
@@ -48,8 +50,8 @@ use url::Url;
 
 use super::index::{SessionEntry, chunk_index_name, session_entry_name};
 use super::{
-    ChunkInfo, ChunkListing, ChunkObject, NewChunk, PutOutcome, ReplayStore, SessionCursor, SessionDetails,
-    SessionPage, StoreError, chunk_key, content_hash_text,
+    ChunkInfo, ChunkListing, ChunkObject, NewChunk, PutOutcome, ReplayStore, SessionDetails, SessionPage, SessionQuery,
+    StoreError, chunk_key, content_hash_text,
 };
 use crate::payload::SessionId;
 
@@ -181,7 +183,7 @@ impl S3Store {
     /// Uploads a chunk unless the key exists: `AlreadyExists` then says only
     /// that something is stored there, not what.
     async fn put_new(&self, key: &str, chunk: NewChunk) -> Result<PutOutcome, StoreError> {
-        let NewChunk { gzip: gzip_body, meta, content_hash } = chunk;
+        let NewChunk { gzip: gzip_body, meta, stats, content_hash } = chunk;
         let result = self
             .client
             .put_object()
@@ -193,6 +195,10 @@ impl S3Store {
             .metadata("first-timestamp", meta.first_timestamp.to_string())
             .metadata("last-timestamp", meta.last_timestamp.to_string())
             .metadata("events", meta.events.to_string())
+            .metadata("pages", stats.pages.to_string())
+            .metadata("errors", stats.errors.to_string())
+            // 0: unknown (see `read::chunk_info_from_head`).
+            .metadata("received-at", stats.received_at.unwrap_or(0).to_string())
             .metadata("content-hash", content_hash_text(content_hash))
             .body(ByteStream::from(gzip_body))
             .send()
@@ -294,7 +300,7 @@ impl ReplayStore for S3Store {
                 (existing_outcome(info, content_hash, &chunk), info.filter(|_| seq == 0))
             }
             Head::Missing | Head::Unknown => {
-                let info = ChunkInfo { seq, meta: chunk.meta, bytes: chunk.gzip.len() as u64 };
+                let info = ChunkInfo { seq, meta: chunk.meta, bytes: chunk.gzip.len() as u64, stats: chunk.stats };
                 match self.put_new(&key, chunk.clone()).await? {
                     PutOutcome::Created => (PutOutcome::Created, Some(info)),
                     // A concurrent put won the race (and writes the entries).
@@ -310,8 +316,8 @@ impl ReplayStore for S3Store {
         Ok(outcome)
     }
 
-    async fn list_sessions(&self, limit: usize, after: Option<&SessionCursor>) -> Result<SessionPage, StoreError> {
-        self.read_sessions(limit, after).await
+    async fn list_sessions(&self, query: &SessionQuery) -> Result<SessionPage, StoreError> {
+        super::listing::list_sessions(self, query).await
     }
 
     async fn list_chunks(&self, session_id: &SessionId, max_chunks: usize) -> Result<ChunkListing, StoreError> {

@@ -11,9 +11,14 @@
 //!   [`PARALLEL_REQUESTS`] at a time, and its entry is written then. The
 //!   session's details: one `GetObject` of its listing entry, whose key
 //!   follows from chunk 0's first timestamp.
-//! - Listing: one `ListObjectsV2` of `sessions/` (`max-keys` = limit,
-//!   `start-after` = cursor), then for each session its entry body and a
-//!   chunk count, [`PARALLEL_REQUESTS`] sessions at a time.
+//! - Listing (`store::listing`): one `ListObjectsV2` of `sessions/`
+//!   (`start-after` = cursor or date bound, `max-keys` = `MAX_SCAN`), then
+//!   for the entries in the date range their body (`GetObject`), and for
+//!   those that pass the filters their totals: two listings at once,
+//!   `replays/{sid}/` (chunk count) and `replays/{sid}/index/` (pages,
+//!   errors, last event and receive time from the keys), 16 sessions at a
+//!   time. A chunk without an index entry counts as a chunk, with no pages
+//!   or errors.
 //! - Chunk: `GetObject`; the ETag is S3's (an MD5 of the immutable bytes).
 //!   The ETag alone (for `If-None-Match`): `HeadObject`, no body.
 
@@ -25,10 +30,11 @@ use futures_util::{StreamExt, TryStreamExt, stream};
 
 use super::{S3Store, s3_error, status};
 use crate::payload::SessionId;
-use crate::store::index::{SessionEntry, parse_chunk_index_name, parse_session_entry_name, session_entry_name};
+use crate::store::index::{SessionEntry, parse_chunk_index_name, session_entry_name};
+use crate::store::listing::EntrySource;
 use crate::store::{
-    ChunkInfo, ChunkListing, ChunkMeta, ChunkObject, SessionCursor, SessionDetails, SessionPage, SessionSummary,
-    StoreError, parse_chunk_name,
+    ChunkInfo, ChunkListing, ChunkMeta, ChunkObject, ChunkStats, SessionDetails, SessionStats, StoreError,
+    parse_chunk_name,
 };
 
 /// Most keys S3 returns in one `ListObjectsV2` page.
@@ -41,6 +47,8 @@ const PARALLEL_REQUESTS: usize = 16;
 pub(super) fn chunk_info_from_head(seq: u32, out: &HeadObjectOutput) -> Option<ChunkInfo> {
     let metadata = out.metadata()?;
     let field = |name: &str| metadata.get(name).and_then(|v| v.parse::<i64>().ok());
+    // Absent from chunks stored by older versions.
+    let count = |name: &str| field(name).and_then(|n| u32::try_from(n).ok()).unwrap_or(0);
     Some(ChunkInfo {
         seq,
         meta: ChunkMeta {
@@ -49,6 +57,11 @@ pub(super) fn chunk_info_from_head(seq: u32, out: &HeadObjectOutput) -> Option<C
             events: u32::try_from(field("events")?).ok()?,
         },
         bytes: u64::try_from(out.content_length()?).ok()?,
+        stats: ChunkStats {
+            pages: count("pages"),
+            errors: count("errors"),
+            received_at: field("received-at").filter(|&t| t > 0),
+        },
     })
 }
 
@@ -170,46 +183,6 @@ impl S3Store {
         Ok(Some(info))
     }
 
-    pub(super) async fn read_sessions(
-        &self,
-        limit: usize,
-        after: Option<&SessionCursor>,
-    ) -> Result<SessionPage, StoreError> {
-        let prefix = self.sessions_prefix();
-        let out = self
-            .client
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(&prefix)
-            .max_keys(i32::try_from(limit).unwrap_or(i32::MAX))
-            .set_start_after(after.map(|cursor| format!("{prefix}{}", cursor.entry_name())))
-            .send()
-            .await
-            .map_err(|e| s3_error("ListObjectsV2", &self.bucket, &prefix, &e))?;
-        let more = out.is_truncated() == Some(true);
-        let names: Vec<(String, SessionId, i64, SessionCursor)> = out
-            .contents()
-            .iter()
-            .filter_map(|o| {
-                let key = o.key()?;
-                let (id, start, cursor) = parse_session_entry_name(key.strip_prefix(&prefix)?)?;
-                Some((key.to_owned(), id, start, cursor))
-            })
-            .collect();
-        let next_cursor = names.last().map(|(_, _, _, cursor)| cursor.clone()).filter(|_| more);
-        let sessions: Vec<Option<SessionSummary>> = stream::iter(names)
-            .map(|(key, session_id, start, _)| async move {
-                let (details, sizes) =
-                    tokio::try_join!(self.session_details(&key), self.chunk_sizes(&session_id, usize::MAX))?;
-                let chunks = u32::try_from(sizes.len()).unwrap_or(u32::MAX);
-                Ok::<_, StoreError>(details.map(|details| SessionSummary { session_id, start, details, chunks }))
-            })
-            .buffered(PARALLEL_REQUESTS)
-            .try_collect()
-            .await?;
-        Ok(SessionPage { sessions: sessions.into_iter().flatten().collect(), next_cursor })
-    }
-
     /// The details of the listing entry of the session that started at `start`.
     pub(super) async fn read_session_details(
         &self,
@@ -259,6 +232,44 @@ impl S3Store {
             Err(e) if e.as_service_error().is_some_and(|e| e.is_not_found()) || status(&e) == Some(404) => Ok(None),
             Err(e) => Err(s3_error("HeadObject", &self.bucket, &key, &e)),
         }
+    }
+}
+
+#[async_trait::async_trait]
+impl EntrySource for S3Store {
+    async fn entry_names(&self, after: Option<&str>, max: usize) -> Result<(Vec<String>, bool), StoreError> {
+        let prefix = self.sessions_prefix();
+        let out = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(&prefix)
+            .max_keys(i32::try_from(max.min(MAX_KEYS_PER_PAGE)).unwrap_or(i32::MAX))
+            .set_start_after(after.map(|after| format!("{prefix}{after}")))
+            .send()
+            .await
+            .map_err(|e| s3_error("ListObjectsV2", &self.bucket, &prefix, &e))?;
+        let names = out.contents().iter().filter_map(|o| Some(o.key()?.strip_prefix(&prefix)?.to_owned())).collect();
+        Ok((names, out.is_truncated() == Some(true)))
+    }
+
+    async fn entry_details(&self, name: &str) -> Result<Option<SessionDetails>, StoreError> {
+        self.session_details(&format!("{}{name}", self.sessions_prefix())).await
+    }
+
+    async fn session_stats(&self, session_id: &SessionId) -> Result<SessionStats, StoreError> {
+        let index_prefix = format!("{}index/", self.session_prefix(session_id));
+        let (sizes, entries) = tokio::try_join!(
+            self.chunk_sizes(session_id, usize::MAX),
+            self.list_parsed(&index_prefix, None, usize::MAX, |name, _| parse_chunk_index_name(name)),
+        )?;
+        let stored: HashMap<u32, u64> = sizes.into_iter().collect();
+        let mut stats = SessionStats { chunks: u32::try_from(stored.len()).unwrap_or(u32::MAX), ..Default::default() };
+        // Only entries that match a stored chunk, as in the manifest.
+        for info in entries.iter().filter(|info| stored.get(&info.seq) == Some(&info.bytes)) {
+            stats.add(info);
+        }
+        Ok(stats)
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::*;
-use crate::store::ChunkMeta;
+use crate::store::{ChunkMeta, SessionFilter, SessionQuery};
 
 #[test]
 fn prefixes() {
@@ -77,12 +77,16 @@ async fn store(endpoint: &Url, bucket: &str, prefix: &str) -> S3Store {
     .unwrap()
 }
 
-const NO_DETAILS: SessionDetails = SessionDetails { url: None, user_id: None };
+const NO_DETAILS: SessionDetails = SessionDetails { url: None, user_id: None, browser: None, os: None };
 
 /// A chunk whose content hash is that of its (test) body.
+/// What every test chunk adds to its session's listing line.
+const STATS: crate::store::ChunkStats =
+    crate::store::ChunkStats { pages: 1, errors: 2, received_at: Some(1_700_000_005_000) };
+
 fn new_chunk(body: impl Into<Bytes>, meta: ChunkMeta) -> NewChunk {
     let gzip = body.into();
-    NewChunk { content_hash: xxhash_rust::xxh3::xxh3_64(&gzip), gzip, meta }
+    NewChunk { content_hash: xxhash_rust::xxh3::xxh3_64(&gzip), gzip, meta, stats: STATS }
 }
 
 const META: ChunkMeta = ChunkMeta { first_timestamp: 1_700_000_000_000, last_timestamp: 1_700_000_004_321, events: 42 };
@@ -126,6 +130,9 @@ async fn s3_store_against_moto() {
     assert_eq!(metadata.get("first-timestamp").map(String::as_str), Some("1700000000000"));
     assert_eq!(metadata.get("last-timestamp").map(String::as_str), Some("1700000004321"));
     assert_eq!(metadata.get("events").map(String::as_str), Some("42"));
+    assert_eq!(metadata.get("pages").map(String::as_str), Some("1"));
+    assert_eq!(metadata.get("errors").map(String::as_str), Some("2"));
+    assert_eq!(metadata.get("received-at").map(String::as_str), Some("1700000005000"));
     let hash = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&body));
     assert_eq!(metadata.get("content-hash"), Some(&hash));
     assert_eq!(got.body.collect().await.unwrap().into_bytes(), body);
@@ -134,7 +141,7 @@ async fn s3_store_against_moto() {
         keys,
         [
             "tenant-a/replays/session-s3-0001/0000000005.json.gz",
-            "tenant-a/replays/session-s3-0001/index/0000000005-1700000000000-1700000004321-42-15",
+            "tenant-a/replays/session-s3-0001/index/0000000005-1700000000000-1700000004321-42-15-1-2-1700000005000",
         ],
         "one chunk object, no duplicate, and its index entry"
     );
@@ -229,13 +236,18 @@ async fn read_side(s3: &S3Store) {
     assert!(s3.get_chunk(&id, 0).await.unwrap().is_none());
     assert!(s3.chunk_etag(&id, 0).await.unwrap().is_none());
     assert_eq!(s3.get_session_details(&id, META.first_timestamp).await.unwrap(), None);
-    let details = SessionDetails { url: Some("https://a.example/".into()), user_id: Some("user-7".into()) };
+    let details = SessionDetails {
+        url: Some("https://a.example/".into()),
+        user_id: Some("user-7".into()),
+        ..SessionDetails::default()
+    };
     for seq in [1u32, 0, 2] {
         let meta = ChunkMeta { events: seq + 1, ..META };
         s3.put_chunk(&id, seq, new_chunk(Bytes::from(format!("chunk {seq}")), meta), &details).await.unwrap();
     }
-    let expected: Vec<ChunkInfo> =
-        (0..3).map(|seq| ChunkInfo { seq, meta: ChunkMeta { events: seq + 1, ..META }, bytes: 7 }).collect();
+    let expected: Vec<ChunkInfo> = (0..3)
+        .map(|seq| ChunkInfo { seq, meta: ChunkMeta { events: seq + 1, ..META }, bytes: 7, stats: STATS })
+        .collect();
     let all = ChunkListing { chunks: expected.clone(), truncated: false };
     assert_eq!(s3.list_chunks(&id, 100).await.unwrap(), all);
     assert_eq!(s3.list_chunks(&id, 3).await.unwrap(), all, "exactly the cap");
@@ -269,14 +281,29 @@ async fn read_side(s3: &S3Store) {
     let later = SessionId::parse("session-s3-later").unwrap();
     let meta = ChunkMeta { first_timestamp: META.first_timestamp + 1, ..META };
     s3.put_chunk(&later, 0, new_chunk(Bytes::from_static(b"x"), meta), &NO_DETAILS).await.unwrap();
-    let page = s3.list_sessions(1, None).await.unwrap();
+    let page = s3.list_sessions(&SessionQuery::page(1, None)).await.unwrap();
     assert_eq!(page.sessions.len(), 1);
     assert_eq!(page.sessions[0].session_id, later);
-    assert_eq!(page.sessions[0].chunks, 1);
-    let page = s3.list_sessions(5, page.next_cursor.as_ref()).await.unwrap();
+    assert_eq!(page.sessions[0].stats.chunks, 1);
+    let page = s3.list_sessions(&SessionQuery::page(5, page.next_cursor.clone())).await.unwrap();
     assert_eq!(page.next_cursor, None);
     let read = page.sessions.iter().find(|s| s.session_id == id).expect("listed");
-    assert_eq!((read.start, read.chunks, &read.details), (META.first_timestamp, 3, &details));
+    assert_eq!((read.start, read.stats.chunks, &read.details), (META.first_timestamp, 3, &details));
+    // Summed from the chunks' index entries.
+    let stats = read.stats;
+    assert_eq!((stats.pages, stats.errors), (3, 6));
+    assert_eq!((stats.last_timestamp, stats.last_received), (Some(META.last_timestamp), STATS.received_at));
+    // Filters: by user (exact), first URL (substring, any case), errors.
+    let user = SessionFilter { user_id: Some("user-7".into()), ..SessionFilter::default() };
+    let page = s3.list_sessions(&SessionQuery { limit: 5, after: None, filter: user }).await.unwrap();
+    assert_eq!(page.sessions.iter().map(|s| &s.session_id).collect::<Vec<_>>(), [&id]);
+    let url = SessionFilter { url: Some("A.EXAMPLE".into()), has_errors: Some(true), ..SessionFilter::default() };
+    let page = s3.list_sessions(&SessionQuery { limit: 5, after: None, filter: url }).await.unwrap();
+    assert_eq!(page.sessions.len(), 1);
+    let clean = SessionFilter { has_errors: Some(false), ..SessionFilter::default() };
+    assert!(
+        s3.list_sessions(&SessionQuery { limit: 5, after: None, filter: clean }).await.unwrap().sessions.is_empty()
+    );
 
     // A deleted listing entry comes back with a re-send of chunk 0.
     let sessions = all_keys(s3, "tenant-a/sessions/").await;

@@ -5,6 +5,7 @@
 //! [`auth`], the generated viewer token and the CLI in [`tokens`].
 
 mod auth;
+mod listing;
 mod tokens;
 
 use reqwest::{Response, header};
@@ -61,7 +62,7 @@ fn timestamps(events: &[Value]) -> (i64, i64) {
     (*ts.iter().min().unwrap(), *ts.iter().max().unwrap())
 }
 
-async fn json_of(response: Response) -> Value {
+pub async fn json_of(response: Response) -> Value {
     response.json().await.unwrap()
 }
 
@@ -78,9 +79,16 @@ async fn exercise_routes(server: &TestServer) {
     let item = listing["sessions"].as_array().unwrap().iter().find(|s| s["session_id"] == session.as_str()).unwrap();
     let first = events_of(0);
     let href = first.iter().find(|e| e["type"] == 4).unwrap()["data"]["href"].clone();
+    let mut item = item.clone();
+    // Accepted just now (listing.rs checks these in detail).
+    assert_eq!(item["live"], true);
+    assert!(item.as_object_mut().unwrap().remove("last_received_at").unwrap().is_i64());
+    let all_events: Vec<Value> = (0..SESSION_CHUNKS).flat_map(events_of).collect();
     assert_eq!(
         item,
-        &json!({"session_id": session, "start": timestamps(&first).0, "url": href, "user_id": "user-9", "chunks": 6})
+        json!({"session_id": session, "start": timestamps(&first).0, "url": href, "user_id": "user-9", "chunks": 6,
+               "browser": null, "os": null, "duration_ms": timestamps(&all_events).1 - timestamps(&first).0,
+               "pages": 4, "errors": 1, "live": true})
     );
     assert_eq!(listing["next_cursor"], Value::Null);
 
@@ -93,9 +101,12 @@ async fn exercise_routes(server: &TestServer) {
         let events = events_of(seq);
         let (first_ts, last_ts) = timestamps(&events);
         let bytes = fixture_bytes(&chunk_name(seq)).len();
+        let errors = usize::from(seq == 4);
+        assert!(chunk["received_at"].is_i64(), "{chunk}");
         assert_eq!(
             chunk,
-            &json!({"seq": seq, "first_timestamp": first_ts, "last_timestamp": last_ts, "events": events.len(), "bytes": bytes})
+            &json!({"seq": seq, "first_timestamp": first_ts, "last_timestamp": last_ts, "events": events.len(),
+                    "bytes": bytes, "errors": errors, "received_at": chunk["received_at"]})
         );
         all_events.extend(events);
     }

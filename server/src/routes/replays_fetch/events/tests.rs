@@ -8,7 +8,7 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::store::{ChunkListing, PutOutcome, SessionCursor, SessionDetails, SessionPage};
+use crate::store::{ChunkListing, PutOutcome, SessionDetails, SessionPage, SessionQuery};
 
 fn gzip(data: &[u8]) -> Bytes {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -71,7 +71,7 @@ impl ReplayStore for Chunks {
     ) -> Result<PutOutcome, StoreError> {
         Err(StoreError::Config("not used by this test".into()))
     }
-    async fn list_sessions(&self, _: usize, _: Option<&SessionCursor>) -> Result<SessionPage, StoreError> {
+    async fn list_sessions(&self, _: &SessionQuery) -> Result<SessionPage, StoreError> {
         Err(StoreError::Config("not used by this test".into()))
     }
     async fn list_chunks(&self, _: &SessionId, _: usize) -> Result<ChunkListing, StoreError> {

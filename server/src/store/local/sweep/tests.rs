@@ -17,7 +17,12 @@ fn sid(s: &str) -> SessionId {
 
 async fn put(store: &LocalStore, id: &str, seq: u32) {
     let meta = ChunkMeta { first_timestamp: 1_700_000_000_000, last_timestamp: 1_700_000_001_000, events: 2 };
-    let chunk = NewChunk { gzip: Bytes::from(format!("{id}/{seq}")), meta, content_hash: u64::from(seq) };
+    let chunk = NewChunk {
+        gzip: Bytes::from(format!("{id}/{seq}")),
+        meta,
+        stats: Default::default(),
+        content_hash: u64::from(seq),
+    };
     store.put_chunk(&sid(id), seq, chunk, &SessionDetails::default()).await.unwrap();
 }
 
