@@ -93,6 +93,10 @@ async function watch(observerUrl, sessionId, shareToken, expiredToken, foreignTo
     results.table = await frame.$eval('#orders', (el) => el.textContent);
     results.typed_name = await frame.$eval('#name', (el) => el.value);
     results.error_markers = await page.locator('[data-testid="error-marker"]').count();
+    // What the SDK recorded of the console and the network, in the side panel.
+    await page.waitForFunction(() => document.querySelectorAll('#network li').length > 0, null, { timeout: 20000 });
+    results.network_rows = await page.$$eval('#network li', (rows) => rows.map((r) => r.textContent));
+    results.console_rows = await page.$$eval('#console li', (rows) => rows.map((r) => r.textContent));
     results.token_in_address_bar = page.url().includes('token=');
     fs.mkdirSync(screenshotDir, { recursive: true });
     await page.screenshot({ path: path.join(screenshotDir, 'replay.png') });

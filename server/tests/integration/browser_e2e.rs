@@ -191,6 +191,18 @@ async fn sdk_records_and_the_player_replays_in_chromium() {
     let typed = seen["typed_name"].as_str().unwrap();
     assert!(!typed.is_empty() && typed.chars().all(|c| c == '*'), "inputs are masked by default: {typed:?}");
     assert!(seen["error_markers"].as_u64().unwrap() >= 1, "the error is marked on the timeline: {seen}");
+    // The SDK's console and network recording, shown in the player's panels.
+    let rows = |name: &str| -> Vec<String> {
+        seen[name].as_array().unwrap().iter().map(|r| r.as_str().unwrap_or("").to_owned()).collect()
+    };
+    assert!(
+        rows("network_rows").iter().any(|r| r.contains("/api/stock") && r.contains("503")),
+        "the failed fetch in the Network panel: {seen}"
+    );
+    assert!(
+        rows("console_rows").iter().any(|r| r.contains("stock unavailable")),
+        "the console line in the Console panel: {seen}"
+    );
     assert_eq!(seen["token_in_address_bar"], false);
     assert_eq!(seen["bare_prompt"], true);
     assert_eq!(seen["bare_iframes"], 0);

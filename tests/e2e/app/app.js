@@ -20,5 +20,7 @@ document.getElementById('explode').addEventListener('click', () => {
 document.getElementById('load-stock').addEventListener('click', async () => {
   // The app's API answers 503 (served by browser_e2e.rs): the SDK reports an HttpError.
   const response = await fetch('/api/stock?sku=A-100');
+  // A console line the replay's Console panel must show.
+  if (!response.ok) console.warn('stock unavailable', response.status);
   document.getElementById('title').dataset.stock = String(response.status);
 });

@@ -105,12 +105,16 @@ async fn auth_rules() {
     assert_eq!((status, body["error"].as_str()), (401, Some("unauthorized")));
 
     // Expired (genuine) vs. tampered, malformed or signed with another secret.
-    let expired = signer().sign(&a, now() - 1);
+    // One expiry for both: `now()` read twice could straddle a second, and
+    // then nothing would be replaced and "stretched" would stay "expired".
+    let expired_at = now() - 1;
+    let expired = signer().sign(&a, expired_at);
     assert_eq!(
         fetch(&server, &format!("/api/observer/replays/{a}"), &format!("token={expired}"), None).await,
         (401, Some("token_expired".to_owned()))
     );
-    let stretched = expired.replacen(&format!("v1.{}", now() - 1), &format!("v1.{}", now() + 3600), 1);
+    let stretched = expired.replacen(&format!("v1.{expired_at}"), &format!("v1.{}", expired_at + 3601), 1);
+    assert_ne!(stretched, expired);
     let other_secret = ShareSigner::new(&Secret::new("another-secret-0123456789abcdef-xyz")).sign(&a, now() + 3600);
     let mut flipped = token_a.clone().into_bytes();
     let last = flipped.len() - 1;
