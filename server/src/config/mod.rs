@@ -177,9 +177,9 @@ pub struct SpoolConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SpoolSync {
     /// Process crash and `kill -9`, not a power cut (SQLite WAL, synchronous=NORMAL).
-    #[default]
     Normal,
     /// Power cut too: every group commit is fsynced (synchronous=FULL).
+    #[default]
     Full,
 }
 
@@ -367,8 +367,8 @@ impl Config {
                 Duration::from_secs(24 * 3600),
             )?,
             sync: match s.spool_sync.as_deref().map(str::trim) {
-                None | Some("normal") => SpoolSync::Normal,
-                Some("full") => SpoolSync::Full,
+                Some("normal") => SpoolSync::Normal,
+                None | Some("full") => SpoolSync::Full,
                 Some(_) => return Err(invalid("OBSERVER_SPOOL_SYNC", "must be normal or full")),
             },
         };

@@ -190,11 +190,11 @@ pub struct Settings {
     #[serde(deserialize_with = "scalar")]
     pub spool_max_age: Option<String>,
 
-    /// When a spool commit reaches the disk: `normal` (SQLite WAL with
-    /// synchronous=NORMAL: what was acknowledged survives the process being
-    /// killed or crashing; a power cut or kernel crash can lose the commits
-    /// of the last moments) or `full` (every group commit is fsynced: also
-    /// survives a power cut, at a throughput cost). [default: normal]
+    /// When a spool commit reaches the disk: `full` (every group commit is
+    /// fsynced: what was acknowledged survives a crash, `kill -9` and a power
+    /// cut) or `normal` (SQLite WAL with synchronous=NORMAL: survives the
+    /// process being killed or crashing; a power cut or kernel crash can
+    /// lose the last moments' commits). [default: full]
     #[arg(long, env = "OBSERVER_SPOOL_SYNC", value_name = "normal|full")]
     #[serde(deserialize_with = "scalar")]
     pub spool_sync: Option<String>,

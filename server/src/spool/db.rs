@@ -36,8 +36,8 @@ const EXPIRE_STEP: i64 = 5_000;
 /// killed) and fsyncs only at checkpoints: a power cut or kernel crash can
 /// lose the last commits. `FULL` fsyncs the WAL at every commit, which also
 /// survives a power cut; the writer groups many requests into one commit,
-/// but on this kind of disk an fsync takes ~4 ms against ~1 ms without, and
-/// the W1 benchmark ran at a third of NORMAL's rate (docs/performance.md).
+/// so the W1 benchmark measured the same rate with either (docs/performance.md):
+/// `FULL` is the default.
 pub fn open(dir: &Path, sync: SpoolSync) -> rusqlite::Result<Connection> {
     let conn = Connection::open(dir.join(FILE_NAME))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
