@@ -1,6 +1,6 @@
 // Small DOM helpers shared by both pages. Everything from the server goes
 // into the DOM as text (textContent), never as HTML.
-import { ApiFailure, signIn, signOut, signedIn } from './api';
+import { signOut, signedIn } from './api';
 
 export function el<K extends keyof HTMLElementTagNameMap>(
   tag: K,
@@ -103,24 +103,4 @@ export function setUpSignOut(after: () => void): void {
 /** Shows or hides the sign-out button after access changed. */
 export function refreshSignOut(): void {
   byId('sign-out').hidden = !signedIn.likely();
-}
-
-/**
- * Exchanges a viewer token for the sign-in cookie, with the page's messages:
- * `rejected()` when the token was refused (ask again), a Retry button on
- * other failures, `signedInThen()` once the cookie is set.
- */
-export async function signInWith(token: string, rejected: () => void, signedInThen: () => void): Promise<void> {
-  showMessage('Signing in…');
-  try {
-    await signIn(token);
-  } catch (e) {
-    const failure = e instanceof ApiFailure ? e : new ApiFailure('server', String(e));
-    hideMessage();
-    if (failure.isAccess) rejected();
-    else showMessage(`Could not sign in: ${failure.message}`, 'error', [['Retry', () => void signInWith(token, rejected, signedInThen)]]);
-    return;
-  }
-  refreshSignOut();
-  signedInThen();
 }

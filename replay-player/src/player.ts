@@ -4,7 +4,7 @@ import 'rrweb-player/dist/style.css';
 import './page.css';
 import './player.css';
 import RrwebPlayer from 'rrweb-player';
-import { ApiFailure, getJson, isShareToken, sessionToken, signedIn, takeTokenFromUrl, tokenFromInput } from './api';
+import { ApiFailure, getJson, isShareToken, sessionToken, signIn, signedIn, takeTokenFromUrl, tokenFromInput } from './api';
 import { Controls } from './controls';
 import { startTime } from './deep-link';
 import { ChunkLoader, EventType, type Gap, type LoaderEvents, type Manifest, type RrwebEvent } from './loader';
@@ -19,7 +19,6 @@ import {
   refreshSignOut,
   setUpSignOut,
   showMessage,
-  signInWith,
 } from './page';
 import { Panels } from './panels';
 import { recallSession } from './session-info';
@@ -60,7 +59,7 @@ function use(token: string): void {
     sessionToken.set(sessionId, token);
     void open(token);
   } else {
-    void signInAndOpen(token);
+    void signInWith(token);
   }
 }
 
@@ -69,12 +68,19 @@ function ask(reason: string): void {
   askForToken(reason, (entered) => use(tokenFromInput(entered)));
 }
 
-function signInAndOpen(token: string): Promise<void> {
-  return signInWith(
-    token,
-    () => ask('The viewer token was not accepted. Enter a share link or a viewer token.'),
-    () => void open(null),
-  );
+async function signInWith(token: string): Promise<void> {
+  showMessage('Signing in…');
+  try {
+    await signIn(token);
+  } catch (e) {
+    const failure = e instanceof ApiFailure ? e : new ApiFailure('server', String(e));
+    hideMessage();
+    if (failure.isAccess) ask('The viewer token was not accepted. Enter a share link or a viewer token.');
+    else showMessage(`Could not sign in: ${failure.message}`, 'error', [['Retry', () => void signInWith(token)]]);
+    return;
+  }
+  refreshSignOut();
+  void open(null);
 }
 
 async function open(access: Access): Promise<void> {

@@ -4,7 +4,7 @@
 // address bar; the keyboard moves through the rows (j/k, arrows), opens one
 // (Enter) and focuses the filters (/).
 import './page.css';
-import { ApiFailure, getJson, isShareToken, signedIn, takeTokenFromUrl, tokenFromInput } from './api';
+import { ApiFailure, getJson, isShareToken, signIn, signedIn, takeTokenFromUrl, tokenFromInput } from './api';
 import {
   askForToken,
   byId,
@@ -16,7 +16,6 @@ import {
   refreshSignOut,
   setUpSignOut,
   showMessage,
-  signInWith,
 } from './page';
 import { rememberSession } from './session-info';
 
@@ -56,7 +55,7 @@ function start(): void {
   if (fromUrl) {
     // The link Observer prints at first start carries the viewer token.
     if (isShareToken(fromUrl)) ask(SHARE_LINK_HERE);
-    else void signInAndList(fromUrl);
+    else void signInWith(fromUrl);
   } else if (signedIn.likely()) {
     void load(null);
   } else {
@@ -71,12 +70,23 @@ function ask(reason: string): void {
   askForToken(reason, (entered) => {
     const token = tokenFromInput(entered);
     if (isShareToken(token)) ask(SHARE_LINK_HERE);
-    else void signInAndList(token);
+    else void signInWith(token);
   });
 }
 
-function signInAndList(token: string): Promise<void> {
-  return signInWith(token, () => ask('The viewer token was not accepted. Enter a viewer token.'), () => void load(null));
+async function signInWith(token: string): Promise<void> {
+  showMessage('Signing in…');
+  try {
+    await signIn(token);
+  } catch (e) {
+    const failure = e instanceof ApiFailure ? e : new ApiFailure('server', String(e));
+    hideMessage();
+    if (failure.isAccess) ask('The viewer token was not accepted. Enter a viewer token.');
+    else showMessage(`Could not sign in: ${failure.message}`, 'error', [['Retry', () => void signInWith(token)]]);
+    return;
+  }
+  refreshSignOut();
+  void load(null);
 }
 
 async function load(cursor: string | null): Promise<void> {
