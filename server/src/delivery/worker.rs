@@ -31,7 +31,7 @@ use super::{
 use crate::{
     config::LokiConfig,
     metrics::{DeliveryFailure, Metrics, PushOutcome, RecordKind, UndeliveredReason},
-    spool::Spool,
+    spool::{Spool, db::SpooledRecord},
 };
 
 /// First wait after a failed push; it doubles up to `RETRY_MAX`.
@@ -186,27 +186,34 @@ impl<W: AsyncWrite + Unpin> Worker<W> {
 
     async fn run(mut self) {
         let mut expired_at: Option<Instant> = None;
+        // A partial batch waiting for more records (`batch_wait`): kept
+        // between reads, so each record is read from the spool once.
+        let mut batch: Vec<SpooledRecord> = Vec::new();
         loop {
             if self.deadline().is_some_and(|d| d <= Instant::now()) {
                 break;
             }
-            if expired_at.is_none_or(|at| at.elapsed() >= EXPIRE_EVERY) {
+            if batch.is_empty() && expired_at.is_none_or(|at| at.elapsed() >= EXPIRE_EVERY) {
                 expired_at = Some(Instant::now());
                 if let Err(error) = self.spool.expire_records(SystemTime::now() - self.max_age).await {
                     tracing::error!(%error, "spool: cannot drop expired records");
                 }
             }
             let (max, max_bytes, linger) = self.limits();
-            let batch = match self.spool.oldest_records(max, max_bytes).await {
-                Ok(batch) => batch,
-                Err(error) => {
-                    tracing::error!(%error, "delivery: cannot read the spool");
-                    if self.watch(sleep(Duration::from_secs(1))).await.is_none() {
-                        break;
+            let held: u64 = batch.iter().map(|r| r.bytes).sum();
+            if batch.len() < max && held < max_bytes {
+                let after = batch.last().map_or(0, |r| r.id);
+                match self.spool.records_after(after, max - batch.len(), max_bytes - held, batch.is_empty()).await {
+                    Ok(more) => batch.extend(more),
+                    Err(error) => {
+                        tracing::error!(%error, "delivery: cannot read the spool");
+                        if self.watch(sleep(Duration::from_secs(1))).await.is_none() {
+                            break;
+                        }
+                        continue;
                     }
-                    continue;
                 }
-            };
+            }
             let Some((first, last)) = batch.first().zip(batch.last()).map(|(f, l)| (f.id, l.id)) else {
                 if self.deadline().is_some() {
                     break;
@@ -242,7 +249,7 @@ impl<W: AsyncWrite + Unpin> Worker<W> {
                     continue;
                 }
             }
-            let records: Vec<LogRecord> = batch.into_iter().map(|r| r.record).collect();
+            let records: Vec<LogRecord> = std::mem::take(&mut batch).into_iter().map(|r| r.record).collect();
             match self.deliver(records).await {
                 Done::Finished => {
                     if let Err(error) = self.spool.delete_records(first, last).await {

@@ -104,7 +104,8 @@ pub fn chunk_bytes(chunk: &SpooledChunk) -> u64 {
     (chunk.gzip.len() + chunk.session_id.len() + 128) as u64
 }
 
-pub fn insert_record(conn: &Connection, record: &LogRecord, bytes: u64) -> rusqlite::Result<()> {
+/// Inserts a record; returns its row id.
+pub fn insert_record(conn: &Connection, record: &LogRecord, bytes: u64) -> rusqlite::Result<i64> {
     let metadata = serde_json::to_string(&record.metadata).unwrap_or_else(|_| "[]".to_owned());
     conn.prepare_cached(
         "INSERT INTO records (received_ns, kind, level, line, metadata, bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -117,7 +118,7 @@ pub fn insert_record(conn: &Connection, record: &LogRecord, bytes: u64) -> rusql
         metadata,
         bytes as i64
     ])?;
-    Ok(())
+    Ok(conn.last_insert_rowid())
 }
 
 /// A spooled record and its row id.
@@ -130,15 +131,34 @@ pub struct SpooledRecord {
 
 /// The oldest records, at most `max` and (past the first) `max_bytes`.
 pub fn oldest_records(conn: &Connection, max: usize, max_bytes: u64) -> rusqlite::Result<Vec<SpooledRecord>> {
+    records_after(conn, 0, max, max_bytes, true)
+}
+
+/// The id of the oldest record with an id above `after`.
+pub fn first_record_after(conn: &Connection, after: i64) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached("SELECT id FROM records WHERE id > ?1 ORDER BY id LIMIT 1")?
+        .query_row([after], |row| row.get(0))
+        .optional()
+}
+
+/// The oldest records with an id above `after`: at most `max` and
+/// `max_bytes` (the first one whatever its size if `first_always`).
+pub fn records_after(
+    conn: &Connection,
+    after: i64,
+    max: usize,
+    max_bytes: u64,
+    first_always: bool,
+) -> rusqlite::Result<Vec<SpooledRecord>> {
     let mut statement = conn.prepare_cached(
-        "SELECT id, received_ns, kind, level, line, metadata, bytes FROM records ORDER BY id LIMIT ?1",
+        "SELECT id, received_ns, kind, level, line, metadata, bytes FROM records WHERE id > ?1 ORDER BY id LIMIT ?2",
     )?;
-    let mut rows = statement.query([max as i64])?;
+    let mut rows = statement.query(params![after, max as i64])?;
     let mut out = Vec::new();
     let mut total = 0u64;
     while let Some(row) = rows.next()? {
         let bytes = row.get::<_, i64>(6)? as u64;
-        if !out.is_empty() && total + bytes > max_bytes {
+        if !(first_always && out.is_empty()) && total + bytes > max_bytes {
             break;
         }
         total += bytes;

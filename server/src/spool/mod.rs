@@ -15,6 +15,7 @@
 
 pub mod chunks;
 pub mod db;
+mod recent;
 pub mod upload;
 mod writer;
 
@@ -248,7 +249,19 @@ impl Spool {
     }
 
     pub async fn oldest_records(&self, max: usize, max_bytes: u64) -> Result<Vec<db::SpooledRecord>, SpoolError> {
-        self.call(|reply| Command::ReadRecords { max, max_bytes, reply }).await
+        self.records_after(0, max, max_bytes, true).await
+    }
+
+    /// The oldest records with an id above `after`, at most `max` and
+    /// `max_bytes` (the first one whatever its size if `first_always`).
+    pub async fn records_after(
+        &self,
+        after: i64,
+        max: usize,
+        max_bytes: u64,
+        first_always: bool,
+    ) -> Result<Vec<db::SpooledRecord>, SpoolError> {
+        self.call(|reply| Command::ReadRecords { after, max, max_bytes, first_always, reply }).await
     }
 
     /// Deletes the records `first..=last` once they are delivered.
