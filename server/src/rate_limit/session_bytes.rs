@@ -87,14 +87,14 @@ impl SessionBytes {
         let counter = self
             .stored
             .get_or_insert_async(session, async {
-                let listing = match store.list_chunks(session, self.max_chunks).await {
-                    Ok(listing) => listing,
+                let sizes = match store.stored_chunk_sizes(session, self.max_chunks).await {
+                    Ok(sizes) => sizes,
                     Err(error) => {
                         tracing::warn!(%error, session_id = session.as_str(), "cannot list the session's stored bytes; counting from zero");
-                        Default::default()
+                        Vec::new()
                     }
                 };
-                let stored: u64 = listing.chunks.iter().map(|chunk| chunk.bytes).sum();
+                let stored: u64 = sizes.iter().map(|(_, bytes)| bytes).sum();
                 Ok::<_, ApiError>(Arc::new(AtomicU64::new(stored)))
             })
             .await?;

@@ -197,6 +197,30 @@ impl ReplayStore for SpooledStore {
         Ok(listing)
     }
 
+    /// The backend's sizes plus the spooled chunks' (a chunk in both while
+    /// it is being uploaded counts once).
+    async fn stored_chunk_sizes(
+        &self,
+        session_id: &SessionId,
+        max_chunks: usize,
+    ) -> Result<Vec<(u32, u64)>, StoreError> {
+        let spooled = self.spool.session_chunks(session_id.as_str()).await.map_err(spool_error)?;
+        let mut sizes = match self.inner.stored_chunk_sizes(session_id, max_chunks).await {
+            Ok(sizes) => sizes,
+            Err(error) if !spooled.is_empty() => {
+                tracing::warn!(%error, session_id = session_id.as_str(), "counting only the spooled chunks");
+                Vec::new()
+            }
+            Err(error) => return Err(error),
+        };
+        for info in spooled {
+            if !sizes.iter().any(|(seq, _)| *seq == info.seq) {
+                sizes.push((info.seq, info.bytes));
+            }
+        }
+        Ok(sizes)
+    }
+
     async fn get_session_details(
         &self,
         session_id: &SessionId,

@@ -263,6 +263,19 @@ pub trait ReplayStore: Send + Sync + 'static {
     /// the store than it needs where the backend allows (S3 stops paging).
     async fn list_chunks(&self, session_id: &SessionId, max_chunks: usize) -> Result<ChunkListing, StoreError>;
 
+    /// Seq and stored (gzip) size of a session's chunks with the lowest
+    /// seqs, at most `max_chunks` of them: what the per-session byte budget
+    /// is seeded from. The manifest's sizes by default; S3 reads them from
+    /// one listing of the chunk objects, without the index listing.
+    async fn stored_chunk_sizes(
+        &self,
+        session_id: &SessionId,
+        max_chunks: usize,
+    ) -> Result<Vec<(u32, u64)>, StoreError> {
+        let listing = self.list_chunks(session_id, max_chunks).await?;
+        Ok(listing.chunks.iter().map(|chunk| (chunk.seq, chunk.bytes)).collect())
+    }
+
     /// The details of the session's listing entry, which is named by the
     /// session's start (`start`: chunk 0's first timestamp); `None` when no
     /// entry is stored. One small read.

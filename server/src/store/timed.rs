@@ -79,6 +79,17 @@ impl ReplayStore for TimedStore {
         result
     }
 
+    async fn stored_chunk_sizes(
+        &self,
+        session_id: &SessionId,
+        max_chunks: usize,
+    ) -> Result<Vec<(u32, u64)>, StoreError> {
+        let timer = OperationTimer::start(&self.metrics, StoreOperation::List);
+        let result = self.inner.stored_chunk_sizes(session_id, max_chunks).await;
+        timer.finish(result.is_ok());
+        result
+    }
+
     async fn get_session_details(
         &self,
         session_id: &SessionId,

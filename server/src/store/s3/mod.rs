@@ -324,6 +324,17 @@ impl ReplayStore for S3Store {
         self.read_manifest(session_id, max_chunks).await
     }
 
+    /// One listing of the chunk objects (delimiter `/`), not the manifest's
+    /// two: the byte budget needs only sizes, and it is seeded for every
+    /// new session.
+    async fn stored_chunk_sizes(
+        &self,
+        session_id: &SessionId,
+        max_chunks: usize,
+    ) -> Result<Vec<(u32, u64)>, StoreError> {
+        self.chunk_sizes(session_id, max_chunks).await
+    }
+
     async fn get_session_details(
         &self,
         session_id: &SessionId,

@@ -115,7 +115,11 @@ impl S3Store {
 
     /// Seq and size of the chunk objects of a session with the lowest seqs,
     /// at most `enough` of them.
-    async fn chunk_sizes(&self, session_id: &SessionId, enough: usize) -> Result<Vec<(u32, u64)>, StoreError> {
+    pub(super) async fn chunk_sizes(
+        &self,
+        session_id: &SessionId,
+        enough: usize,
+    ) -> Result<Vec<(u32, u64)>, StoreError> {
         let prefix = self.session_prefix(session_id);
         self.list_parsed(&prefix, Some("/"), enough, |name, o| {
             Some((parse_chunk_name(name)?, u64::try_from(o.size()?).ok()?))
@@ -133,7 +137,10 @@ impl S3Store {
         let enough = max_chunks.saturating_add(1);
         let (mut sizes, entries) = tokio::try_join!(
             self.chunk_sizes(session_id, enough),
-            self.list_parsed(&index_prefix, None, enough, |name, _| parse_chunk_index_name(name)),
+            // The entries are flat under `index/`: the delimiter changes
+            // nothing on S3, and spares servers that walk their directory
+            // tree for a listing (s3s-fs) the descent into other sessions.
+            self.list_parsed(&index_prefix, Some("/"), enough, |name, _| parse_chunk_index_name(name)),
         )?;
         let truncated = sizes.len() > max_chunks;
         sizes.truncate(max_chunks);

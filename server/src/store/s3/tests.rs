@@ -253,6 +253,9 @@ async fn read_side(s3: &S3Store) {
     assert_eq!(s3.list_chunks(&id, 3).await.unwrap(), all, "exactly the cap");
     let capped = ChunkListing { chunks: expected[..2].to_vec(), truncated: true };
     assert_eq!(s3.list_chunks(&id, 2).await.unwrap(), capped, "the lowest seqs");
+    // The byte budget's sizes: one listing, the same sizes as the manifest.
+    assert_eq!(s3.stored_chunk_sizes(&id, 100).await.unwrap(), [(0, 7), (1, 7), (2, 7)]);
+    assert_eq!(s3.stored_chunk_sizes(&id, 2).await.unwrap(), [(0, 7), (1, 7)]);
 
     // The session's details: its listing entry, named by chunk 0's start.
     assert_eq!(s3.get_session_details(&id, META.first_timestamp).await.unwrap(), Some(details.clone()));
