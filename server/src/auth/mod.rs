@@ -24,10 +24,10 @@ pub mod viewer_session;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-pub use ingest::{INGEST_KEY_HEADER, IngestKeys, require_ingest_access};
+pub use ingest::{INGEST_KEY_HEADER, IngestAccess, IngestKeys, require_ingest_access};
 pub use secret_file::{GeneratedSecrets, resolve_secrets};
 pub use share::{ShareError, ShareSigner};
-pub use viewer::{OptionalViewer, SessionAccess, ViewerAccess, ViewerTokens};
+pub use viewer::{OptionalViewer, SessionAccess, ViewerAccess, ViewerAuth, ViewerTokens};
 pub use viewer_session::{SignInToken, ViewerSessions};
 
 use crate::config::Secret;

@@ -10,7 +10,7 @@
 //!   problems are listed in a 400, the rest counted in `details_truncated`.
 //! - Answers: 202 `{"accepted": N}`; 400, 401, 403, 413, 415, 429, 503.
 
-use std::time::SystemTime;
+use std::{sync::Arc, time::SystemTime};
 
 use axum::{
     Json,
@@ -22,9 +22,9 @@ use axum::{
 use serde::Serialize;
 
 use super::extract::{epoch_ms, read_json_body, request_context};
-use crate::{error::ApiError, ingest::records::error_record, payload::ErrorReport, state::AppState};
+use crate::{error::ApiError, ingest::records::error_record, payload::ErrorReport, state::Ingest};
 
-pub fn route() -> MethodRouter<AppState> {
+pub fn route() -> MethodRouter<Arc<Ingest>> {
     post(ingest_errors)
 }
 
@@ -35,7 +35,7 @@ pub struct ErrorsAccepted {
 
 #[tracing::instrument(skip_all, fields(kind = "error", items))]
 async fn ingest_errors(
-    State(state): State<AppState>,
+    State(state): State<Arc<Ingest>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<ErrorsAccepted>), ApiError> {

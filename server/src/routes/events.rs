@@ -11,7 +11,7 @@
 //!   problems are listed in a 400, the rest counted in `details_truncated`.
 //! - Answers: 202 `{"accepted": N}`; 400, 401, 403, 413, 415, 429, 503.
 
-use std::time::SystemTime;
+use std::{sync::Arc, time::SystemTime};
 
 use axum::{
     Json,
@@ -28,10 +28,10 @@ use crate::{
     ingest::records::event_record,
     metrics::{EventType, EventTypeLabels},
     payload::AnalyticsEvent,
-    state::AppState,
+    state::Ingest,
 };
 
-pub fn route() -> MethodRouter<AppState> {
+pub fn route() -> MethodRouter<Arc<Ingest>> {
     post(ingest_events)
 }
 
@@ -42,7 +42,7 @@ pub struct EventsAccepted {
 
 #[tracing::instrument(skip_all, fields(kind = "event", items))]
 async fn ingest_events(
-    State(state): State<AppState>,
+    State(state): State<Arc<Ingest>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<EventsAccepted>), ApiError> {

@@ -5,7 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::http::{HeaderMap, header};
 
-use crate::{error::ApiError, ingest::records::RequestContext, state::AppState};
+use crate::{error::ApiError, ingest::records::RequestContext, state::Ingest};
 
 /// How a body is encoded on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,7 +64,7 @@ pub fn epoch_ms(time: SystemTime) -> i64 {
 }
 
 /// Builds the context every record of this request shares.
-pub fn request_context(state: &AppState, headers: &HeaderMap, received_at: SystemTime) -> RequestContext {
+pub(crate) fn request_context(state: &Ingest, headers: &HeaderMap, received_at: SystemTime) -> RequestContext {
     let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
     let client = state.user_agents.parse(user_agent.unwrap_or(""));
     RequestContext::new(received_at, user_agent, client)
@@ -72,8 +72,8 @@ pub fn request_context(state: &AppState, headers: &HeaderMap, received_at: Syste
 
 /// Reads, bounds and (when gzip) inflates a JSON request body. The bytes
 /// returned carry their share of the in-flight budget until dropped.
-pub async fn read_json_body(
-    state: &AppState,
+pub(crate) async fn read_json_body(
+    state: &Ingest,
     headers: &HeaderMap,
     body: axum::body::Body,
 ) -> Result<bytes::Bytes, ApiError> {

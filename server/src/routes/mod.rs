@@ -22,7 +22,10 @@ mod replay;
 mod replays_fetch;
 mod viewer_session;
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use axum::{
     Router,
@@ -46,7 +49,7 @@ use crate::{
     auth::{INGEST_KEY_HEADER, require_ingest_access},
     config::AllowedOrigins,
     error::ApiError,
-    metrics::{RequestLabels, Route, RouteLabels},
+    metrics::{Metrics, RequestLabels, Route, RouteLabels},
     rate_limit::limit_ingest_rate,
     state::AppState,
 };
@@ -55,19 +58,23 @@ use crate::{
 const PREFLIGHT_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 
 #[rustfmt::skip]
-pub fn router(state: AppState) -> Router {
+pub(crate) fn router(state: AppState) -> Router {
     let ingest = Router::new()
         .route("/api/observer/errors",        preflight(errors::route()))
         .route("/api/observer/events",        preflight(events::route()))
         .route("/api/observer/replay-events", preflight(replay::route()))
         // Outermost first: CORS answers preflights before access checks run,
-        // and also decorates 408s and 500s so browsers can read them.
+        // and also decorates 408s and 500s so browsers can read them. Each
+        // middleware holds only its own substate (cloned per request).
         .layer(ServiceBuilder::new()
             .layer(cors(&state.config.allowed_origins))
-            .layer(middleware::from_fn_with_state(state.clone(), require_ingest_access))
-            .layer(middleware::from_fn_with_state(state.clone(), limit_ingest_rate))
+            .layer(middleware::from_fn_with_state(state.ingest_access.clone(), require_ingest_access))
+            .layer(middleware::from_fn_with_state(state.rate_limiter.clone(), limit_ingest_rate))
             .layer(catch_panic())
-            .layer(timeout(&state)));
+            .layer(timeout(&state)))
+        // The hottest routes run with their substate alone: axum clones a
+        // router's state for every request it routes.
+        .with_state(state.ingest.clone());
 
     let ops = Router::new()
         .route("/healthz", ops::healthz())
@@ -119,7 +126,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(ServiceBuilder::new()
-            .layer(middleware::from_fn_with_state(state.clone(), record_http_metrics))
+            .layer(middleware::from_fn_with_state(state.metrics.clone(), record_http_metrics))
             // Before tracing, so tokens never reach the logs.
             .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, header::COOKIE, INGEST_KEY_HEADER]))
             .layer(SetSensitiveResponseHeadersLayer::new([header::SET_COOKIE]))
@@ -145,7 +152,7 @@ fn timeout(state: &AppState) -> TimeoutLayer {
 /// Gives `OPTIONS` a handler so that it passes through the route's layers,
 /// where the CORS layer answers real preflights; a bare `OPTIONS` (not a
 /// preflight) then gets 405 like any other method.
-fn preflight(route: MethodRouter<AppState>) -> MethodRouter<AppState> {
+fn preflight<S: Clone + Send + Sync + 'static>(route: MethodRouter<S>) -> MethodRouter<S> {
     route.options(|| async { ApiError::MethodNotAllowed })
 }
 
@@ -171,11 +178,10 @@ fn request_span(request: &Request) -> tracing::Span {
 
 /// Counts every answer by route template and status, times it, and counts
 /// refused ingestion payloads by reason.
-async fn record_http_metrics(State(state): State<AppState>, request: Request, next: Next) -> Response {
+async fn record_http_metrics(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = Route::from_matched_path(request.extensions().get::<MatchedPath>().map(MatchedPath::as_str));
     let response = next.run(request).await;
-    let metrics = &state.metrics;
     metrics.http_requests.get_or_create(&RequestLabels { route, status: response.status().as_u16() }).inc();
     metrics.http_duration.get_or_create(&RouteLabels { route }).observe(started.elapsed().as_secs_f64());
     if matches!(route, Route::Errors | Route::Events | Route::ReplayEvents) {

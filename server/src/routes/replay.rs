@@ -23,7 +23,10 @@
 //! - JSON nested deeper than `OBSERVER_MAX_REPLAY_DEPTH` (1000) is refused.
 //! - Answers: 202 `{"session_id", "seq", "events"}`; 400, 401, 403, 409, 413, 415, 429, 503.
 
-use std::time::{Duration, SystemTime};
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
 
 use axum::{
     Json,
@@ -44,7 +47,7 @@ use crate::{
     },
     metrics::Overload,
     payload::ReplayChunkQuery,
-    state::AppState,
+    state::Ingest,
     store::{ChunkMeta, ChunkStats, NewChunk, PutOutcome, SessionDetails},
 };
 
@@ -54,7 +57,7 @@ const READ_BEFORE_SLOT: usize = 64 * 1024;
 /// How long a chunk waits for a free decompression slot before 503.
 const REPLAY_PERMIT_WAIT: Duration = Duration::from_secs(10);
 
-pub fn route() -> MethodRouter<AppState> {
+pub fn route() -> MethodRouter<Arc<Ingest>> {
     post(ingest_replay_chunk)
 }
 
@@ -67,7 +70,7 @@ pub struct ReplayChunkAccepted {
 
 #[tracing::instrument(skip_all, fields(kind = "replay", session_id, seq))]
 async fn ingest_replay_chunk(
-    State(state): State<AppState>,
+    State(state): State<Arc<Ingest>>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
@@ -141,7 +144,7 @@ async fn ingest_replay_chunk(
 /// The per-session limits known from the query alone, checked before the
 /// body is read: the chunk count (stateless: `seq` must be below the cap,
 /// so every replica agrees) and the session's request rate.
-fn check_session_limits(state: &AppState, query: &ReplayChunkQuery) -> Result<(), ApiError> {
+fn check_session_limits(state: &Ingest, query: &ReplayChunkQuery) -> Result<(), ApiError> {
     let max_chunks = state.config.limits.max_session_chunks;
     if query.seq >= max_chunks {
         return Err(ApiError::TooLarge {
@@ -154,7 +157,7 @@ fn check_session_limits(state: &AppState, query: &ReplayChunkQuery) -> Result<()
 }
 
 async fn store_and_announce(
-    state: AppState,
+    state: Arc<Ingest>,
     query: ReplayChunkQuery,
     chunk: PreparedChunk,
     context: RequestContext,

@@ -217,19 +217,19 @@ async fn revalidation_answers_304_without_downloading() {
 async fn reads_hold_a_fetch_permit_until_their_body_is_gone() {
     let store = memory(&[0, 1], None);
     let state = state_with(store, |s| s.fetch_concurrency = Some("2".into()));
-    assert_eq!(state.fetch_permits.available_permits(), 2);
+    assert_eq!(state.fetch.permits.available_permits(), 2);
     let events = get(&state, &format!("/api/observer/replays/{SESSION}/events"), Some(TOKEN), &[]).await;
     let chunk = get(&state, &format!("/api/observer/replays/{SESSION}/chunks/0"), Some(TOKEN), &[]).await;
     assert_eq!((events.status().as_u16(), chunk.status().as_u16()), (200, 200));
-    assert_eq!(state.fetch_permits.available_permits(), 0, "both bodies not yet sent");
+    assert_eq!(state.fetch.permits.available_permits(), 0, "both bodies not yet sent");
     assert_eq!(json_of(events).await, json!([{"type": 3, "seq": 0}, {"type": 3, "seq": 1}]));
-    assert_eq!(state.fetch_permits.available_permits(), 1, "the stream gave its permit back");
+    assert_eq!(state.fetch.permits.available_permits(), 1, "the stream gave its permit back");
     drop(chunk);
-    assert_eq!(state.fetch_permits.available_permits(), 2);
+    assert_eq!(state.fetch.permits.available_permits(), 2);
     // Manifests and 304s take none.
     let manifest = get(&state, &format!("/api/observer/replays/{SESSION}"), Some(TOKEN), &[]).await;
     assert_eq!(manifest.status(), 200);
-    assert_eq!(state.fetch_permits.available_permits(), 2);
+    assert_eq!(state.fetch.permits.available_permits(), 2);
 }
 
 #[tokio::test]
@@ -266,6 +266,6 @@ async fn viewer_token_in_the_query_is_refused_share_token_accepted() {
         assert_eq!(body["error"], "unauthorized");
         assert!(body["message"].as_str().unwrap().contains("Authorization: Bearer"), "{body}");
     }
-    let share = state.share_signer.sign(SESSION, crate::auth::viewer::unix_now() + 60);
+    let share = state.viewer.share_signer.sign(SESSION, crate::auth::viewer::unix_now() + 60);
     assert_eq!(get(&state, &format!("{manifest}?token={share}"), None, &[]).await.status(), 200);
 }
