@@ -44,9 +44,8 @@ pub(crate) struct AppState {
     pub registry: Arc<Registry>,
 }
 
-/// What the ingestion handlers use.
+/// What the ingestion handlers use (their limits come from the route table).
 pub(crate) struct Ingest {
-    pub config: Arc<Config>,
     /// The replay store (for the per-session byte budget's first count).
     pub store: Arc<dyn ReplayStore>,
     /// Where accepted records go (the disk spool, or a test fake).
@@ -93,7 +92,6 @@ impl AppState {
         let share_secret = share_secret(&config);
         let inflight = InflightBudget::new(limits.max_inflight_bytes, metrics.clone());
         let ingest = Ingest {
-            config: config.clone(),
             store: store.clone(),
             records: Arc::new(spool),
             chunks,

@@ -22,7 +22,7 @@ use axum::{
 };
 use serde::Serialize;
 
-use super::extract::{epoch_ms, read_json_body, request_context};
+use super::extract::{BatchLimits, epoch_ms, read_json_body, request_context};
 use crate::{
     error::ApiError,
     ingest::records::event_record,
@@ -31,8 +31,8 @@ use crate::{
     state::Ingest,
 };
 
-pub fn route() -> MethodRouter<Arc<Ingest>> {
-    post(ingest_events)
+pub fn route(limits: BatchLimits) -> MethodRouter<Arc<Ingest>> {
+    post(move |state, headers, body| ingest_events(state, headers, body, limits))
 }
 
 #[derive(Debug, Serialize)]
@@ -45,11 +45,12 @@ async fn ingest_events(
     State(state): State<Arc<Ingest>>,
     headers: HeaderMap,
     body: Body,
+    limits: BatchLimits,
 ) -> Result<(StatusCode, Json<EventsAccepted>), ApiError> {
     let received_at = SystemTime::now();
-    let json = read_json_body(&state, &headers, body).await?;
+    let json = read_json_body(&state, &headers, body, limits.max_body).await?;
     let events: Vec<AnalyticsEvent> =
-        state.parse_pool.parse_batch(json, state.config.limits.max_batch_items, epoch_ms(received_at)).await?;
+        state.parse_pool.parse_batch(json, limits.max_items, epoch_ms(received_at)).await?;
     tracing::Span::current().record("items", events.len());
     state.session_rate_limiter.check(events.iter().filter_map(|item| item.session_id.as_deref()))?;
     let context = request_context(&state, &headers, received_at);

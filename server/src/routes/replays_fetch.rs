@@ -83,8 +83,11 @@ pub fn stream_session_events() -> MethodRouter<AppState> {
     get(stream_events)
 }
 
-pub fn create_share_link() -> MethodRouter<AppState> {
-    post(share_session)
+/// `max_body`: the share request's body (`OBSERVER_MAX_JSON_BODY`).
+pub fn create_share_link(max_body: usize) -> MethodRouter<AppState> {
+    post(move |state, auth, access, params, headers, body| {
+        share_session(state, auth, access, params, headers, body, max_body)
+    })
 }
 
 #[tracing::instrument(skip_all)]
@@ -222,13 +225,14 @@ async fn share_session(
     params: RawPathParams,
     headers: HeaderMap,
     body: Body,
+    max_body: usize,
 ) -> Result<Response, ApiError> {
     access.require_viewer_token()?;
     let raw_id = params.iter().find_map(|(name, value)| (name == "session_id").then_some(value)).unwrap_or("");
     let session_id = crate::payload::SessionId::parse(raw_id)
         .ok_or_else(|| ApiError::invalid_fields(vec![FieldError::new(None, "session_id", crate::payload::ID_RULE)]))?;
     tracing::Span::current().record("session_id", session_id.as_str());
-    let request = read_share_request(&state, &headers, body).await?;
+    let request = read_share_request(&state, &headers, body, max_body).await?;
     let ttl = request.ttl_seconds.unwrap_or(share::DEFAULT_TTL_SECS);
     if !(share::MIN_TTL_SECS..=share::MAX_TTL_SECS).contains(&ttl) {
         let reason = format!("must be from {} to {}", share::MIN_TTL_SECS, share::MAX_TTL_SECS);
@@ -240,8 +244,12 @@ async fn share_session(
 }
 
 /// An empty body means defaults; anything else must be a JSON object.
-async fn read_share_request(state: &Fetch, headers: &HeaderMap, body: Body) -> Result<ShareRequest, ApiError> {
-    let max = state.config.limits.max_json_body;
+async fn read_share_request(
+    state: &Fetch,
+    headers: &HeaderMap,
+    body: Body,
+    max: usize,
+) -> Result<ShareRequest, ApiError> {
     // Viewer-only route, but its body shares the in-flight budget all the same.
     let mut reservation = state.inflight.empty()?;
     let received = read_body(body, content_length(headers), max, LimitName::JsonBody, &mut reservation).await?;
