@@ -25,7 +25,7 @@
 //!   with `ETag`, `Cache-Control: private, immutable, max-age=31536000`,
 //!   `Vary: Accept-Encoding`; `If-None-Match` → 304, decided from the
 //!   chunk's tag alone (S3 `HeadObject`), without downloading it.
-//! - Limits: `limit` 1..=200 (default 50), at most `store::MAX_SCAN` (500)
+//! - Limits: `limit` 1..=200 (default 50), at most `store::listing::MAX_SCAN` (500)
 //!   session entries examined per listing request; `events` streams at most
 //!   `OBSERVER_MAX_STREAM_CHUNKS` chunks (else 413); chunk and `events` reads
 //!   at once `OBSERVER_FETCH_CONCURRENCY` (see `permits`); share TTL

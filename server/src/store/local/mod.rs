@@ -100,6 +100,7 @@ impl LocalStore {
     }
 
     /// The absolute data directory.
+    #[cfg(test)]
     pub fn root(&self) -> &Path {
         &self.root
     }
