@@ -22,6 +22,8 @@
 pub(crate) mod index;
 pub(crate) mod listing;
 pub(crate) mod local;
+#[cfg(test)]
+pub(crate) mod memory;
 pub mod retention;
 pub(crate) mod s3;
 mod timed;
