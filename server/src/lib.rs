@@ -3,19 +3,22 @@
 //!
 //! `serve` is the entry point `main` and the tests call.
 
+// Public: what `main`, the benchmarks and the integration tests use. The
+// rest is crate-private, so the compiler reports what nothing uses.
 pub mod auth;
 pub mod config;
 mod connections;
+// `delivery::loki_headers` is also what the binary's own log shipping sends.
 pub mod delivery;
 pub mod error;
-pub mod health;
+pub(crate) mod health;
 pub mod ingest;
-pub mod metrics;
+pub(crate) mod metrics;
 pub mod payload;
-pub mod rate_limit;
-pub mod routes;
-pub mod spool;
-pub mod state;
+pub(crate) mod rate_limit;
+pub(crate) mod routes;
+pub(crate) mod spool;
+pub(crate) mod state;
 pub mod store;
 
 use std::{future::Future, sync::Arc};

@@ -41,7 +41,8 @@ macro_rules! label_enum {
 }
 
 label_enum!(
-    /// A route, as matched by the router (never the raw path).
+    /// A route, as matched by the router (never the raw path); each path's
+    /// label is set in the route table (`routes::router`).
     Route {
         Errors => "errors",
         Events => "events",
@@ -61,30 +62,6 @@ label_enum!(
         Unmatched => "unmatched",
     }
 );
-
-impl Route {
-    /// Maps a matched path template to its label.
-    pub fn from_matched_path(path: Option<&str>) -> Route {
-        match path {
-            Some("/api/observer/errors") => Route::Errors,
-            Some("/api/observer/events") => Route::Events,
-            Some("/api/observer/replay-events") => Route::ReplayEvents,
-            Some("/healthz") => Route::Healthz,
-            Some("/readyz") => Route::Readyz,
-            Some("/metrics") => Route::Metrics,
-            Some("/api/observer/replays") => Route::ReplaysList,
-            Some("/api/observer/replays/{session_id}") => Route::ReplayManifest,
-            Some("/api/observer/replays/{session_id}/chunks/{seq}") => Route::ReplayChunk,
-            Some("/api/observer/replays/{session_id}/events") => Route::ReplaySessionEvents,
-            Some("/api/observer/replays/{session_id}/share") => Route::ReplayShare,
-            Some("/api/observer/viewer/session") => Route::ViewerSession,
-            Some("/replay" | "/replay/" | "/replay/{session_id}") => Route::PlayerPage,
-            Some("/replay/assets/{file}") => Route::PlayerAsset,
-            Some("/observer.js") => Route::SdkScript,
-            _ => Route::Unmatched,
-        }
-    }
-}
 
 label_enum!(
     /// Why a payload was refused (`observer_payloads_rejected_total`).

@@ -1,6 +1,8 @@
 //! Ingest access: the ingest key (`X-Observer-Key` header or `?key=`) and
 //! the browser `Origin` allow-list.
 
+use std::sync::Arc;
+
 use axum::{
     extract::{Request, State},
     http::{HeaderName, Method, header},
@@ -10,9 +12,8 @@ use axum::{
 
 use super::SecretDigests;
 use crate::{
-    config::Secret,
+    config::{AllowedOrigins, Config, Secret},
     error::{ApiError, Credential},
-    state::AppState,
 };
 
 pub const INGEST_KEY_HEADER: HeaderName = HeaderName::from_static("x-observer-key");
@@ -38,21 +39,33 @@ impl IngestKeys {
     }
 }
 
+/// What [`require_ingest_access`] checks.
+pub struct IngestAccess {
+    allowed_origins: AllowedOrigins,
+    keys: IngestKeys,
+}
+
+impl IngestAccess {
+    pub fn new(config: &Config) -> Self {
+        Self { allowed_origins: config.allowed_origins.clone(), keys: IngestKeys::new(&config.ingest_keys) }
+    }
+}
+
 /// Middleware for the ingestion routes: refuses disallowed browser origins
 /// (403) and, when keys are configured, requests without a valid key (401).
-pub async fn require_ingest_access(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn require_ingest_access(State(access): State<Arc<IngestAccess>>, request: Request, next: Next) -> Response {
     // Preflights are answered by the CORS layer outside this one.
     if request.method() != Method::OPTIONS {
         if let Some(origin) = request.headers().get(header::ORIGIN)
-            && !state.config.allowed_origins.allows(origin)
+            && !access.allowed_origins.allows(origin)
         {
             let origin = String::from_utf8_lossy(origin.as_bytes()).chars().take(200).collect();
             return ApiError::OriginNotAllowed { origin }.into_response();
         }
-        if state.ingest_keys.required() {
+        if access.keys.required() {
             let header_key = request.headers().get(&INGEST_KEY_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
             let key = header_key.or_else(|| super::query_param(request.uri().query(), "key"));
-            if !key.is_some_and(|key| state.ingest_keys.accepts(&key)) {
+            if !key.is_some_and(|key| access.keys.accepts(&key)) {
                 return ApiError::Unauthorized(Credential::IngestKey).into_response();
             }
         }

@@ -15,20 +15,21 @@
 //! request span holds only the method and route template, and
 //! `Authorization` is marked sensitive before tracing (see `routes::router`).
 
-pub mod ingest;
+pub(crate) mod ingest;
 pub mod secret_file;
 pub mod share;
 pub mod viewer;
-pub mod viewer_session;
+pub(crate) mod viewer_session;
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-pub use ingest::{INGEST_KEY_HEADER, IngestKeys, require_ingest_access};
+pub(crate) use ingest::{INGEST_KEY_HEADER, IngestAccess, require_ingest_access};
 pub use secret_file::{GeneratedSecrets, resolve_secrets};
-pub use share::{ShareError, ShareSigner};
-pub use viewer::{OptionalViewer, SessionAccess, ViewerAccess, ViewerTokens};
-pub use viewer_session::{SignInToken, ViewerSessions};
+pub use share::ShareSigner;
+pub use viewer::{OptionalViewer, SessionAccess, ViewerAccess, ViewerAuth, ViewerTokens};
+pub(crate) use viewer_session::SignInToken;
+pub use viewer_session::ViewerSessions;
 
 use crate::config::Secret;
 

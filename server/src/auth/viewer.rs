@@ -29,21 +29,35 @@
 //! the check always runs, and a client with too many recent 401s gets 429
 //! instead of 401 for its failures, while a valid token is still served.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::{
+    sync::Arc,
+    time::{SystemTime, UNIX_EPOCH},
+};
 
 use axum::{
-    extract::{FromRequestParts, RawPathParams},
+    extract::{FromRef, FromRequestParts, RawPathParams},
     http::{HeaderMap, header, request::Parts},
 };
 
-use super::{SecretDigests, query_param, share::ShareError, share::is_share_token};
+use super::{SecretDigests, ShareSigner, ViewerSessions, query_param, share::ShareError, share::is_share_token};
 use crate::{
     config::Secret,
     error::{ApiError, Credential, FieldError},
     payload::{ID_RULE, SessionId},
-    rate_limit::auth_failures::braked,
-    state::AppState,
+    rate_limit::{AuthFailureBrake, auth_failures::braked},
 };
+
+/// What the viewer extractors check a request against (a substate of
+/// `AppState`, taken through `FromRef`).
+pub struct ViewerAuth {
+    pub tokens: ViewerTokens,
+    /// Signs and checks share links.
+    pub share_signer: ShareSigner,
+    /// Signs and checks viewer sign-in cookies (same secret, derived key).
+    pub sessions: ViewerSessions,
+    /// Brute-force brake on fetch tokens; `None` when it is off.
+    pub brake: Option<AuthFailureBrake>,
+}
 
 /// The configured (or generated) viewer tokens.
 #[derive(Clone, Default)]
@@ -105,11 +119,11 @@ impl ViewerAccess {
     /// else `?token=`, else the cookie. The viewer tokens are compared (in
     /// constant time) with whatever the header holds; a `?token=` is only
     /// ever a share token, so it is not.
-    fn from_parts(parts: &Parts, state: &AppState) -> Result<ViewerAccess, ApiError> {
+    fn from_parts(parts: &Parts, auth: &ViewerAuth) -> Result<ViewerAccess, ApiError> {
         let unauthorized = ApiError::Unauthorized(Credential::ViewerToken);
         match bearer(&parts.headers) {
             Some(Some(token)) if !token.is_empty() => {
-                if state.viewer_tokens.accepts(&token) {
+                if auth.tokens.accepts(&token) {
                     Ok(ViewerAccess::Viewer)
                 } else if is_share_token(&token) {
                     Ok(ViewerAccess::Share(token))
@@ -121,9 +135,7 @@ impl ViewerAccess {
             None => match query_param(parts.uri.query(), "token") {
                 Some(token) if is_share_token(&token) => Ok(ViewerAccess::Share(token)),
                 Some(_) => Err(unauthorized),
-                None if state.viewer_sessions.signed_in(&parts.headers, &state.viewer_tokens, unix_now()) => {
-                    Ok(ViewerAccess::SignedIn)
-                }
+                None if auth.sessions.signed_in(&parts.headers, &auth.tokens, unix_now()) => Ok(ViewerAccess::SignedIn),
                 None => Err(unauthorized),
             },
         }
@@ -141,11 +153,16 @@ pub(super) fn bearer(headers: &HeaderMap) -> Option<Option<String>> {
     Some(token)
 }
 
-impl FromRequestParts<AppState> for ViewerAccess {
+impl<S> FromRequestParts<S> for ViewerAccess
+where
+    Arc<ViewerAuth>: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        braked(state.auth_brake.as_ref(), parts, || ViewerAccess::from_parts(parts, state))
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let auth = Arc::<ViewerAuth>::from_ref(state);
+        braked(auth.brake.as_ref(), parts, || ViewerAccess::from_parts(parts, &auth))
     }
 }
 
@@ -156,15 +173,20 @@ impl FromRequestParts<AppState> for ViewerAccess {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OptionalViewer(pub bool);
 
-impl FromRequestParts<AppState> for OptionalViewer {
+impl<S> FromRequestParts<S> for OptionalViewer
+where
+    Arc<ViewerAuth>: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         if !parts.headers.contains_key(header::AUTHORIZATION) {
             return Ok(OptionalViewer(false));
         }
-        braked(state.auth_brake.as_ref(), parts, || {
-            ViewerAccess::from_parts(parts, state)?.require_viewer()?;
+        let auth = Arc::<ViewerAuth>::from_ref(state);
+        braked(auth.brake.as_ref(), parts, || {
+            ViewerAccess::from_parts(parts, &auth)?.require_viewer()?;
             Ok(OptionalViewer(true))
         })
     }
@@ -177,23 +199,28 @@ pub struct SessionAccess {
     pub session_id: SessionId,
 }
 
-impl FromRequestParts<AppState> for SessionAccess {
+impl<S> FromRequestParts<S> for SessionAccess
+where
+    Arc<ViewerAuth>: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         // Read first, but a path that cannot be read only matters with access.
         let params = RawPathParams::from_request_parts(parts, state)
             .await
             .map_err(|e| ApiError::invalid_fields(vec![FieldError::new(None, "path", e.body_text())]));
-        braked(state.auth_brake.as_ref(), parts, || {
-            let access = ViewerAccess::from_parts(parts, state)?;
+        let auth = Arc::<ViewerAuth>::from_ref(state);
+        braked(auth.brake.as_ref(), parts, || {
+            let access = ViewerAccess::from_parts(parts, &auth)?;
             let params = params?;
             let raw = params
                 .iter()
                 .find_map(|(name, value)| (name == "session_id").then_some(value))
                 .ok_or_else(|| ApiError::Internal("route has no {session_id}".into()))?;
             if let ViewerAccess::Share(token) = &access {
-                state.share_signer.verify(token, raw, unix_now()).map_err(|e| match e {
+                auth.share_signer.verify(token, raw, unix_now()).map_err(|e| match e {
                     ShareError::Expired => ApiError::TokenExpired,
                     ShareError::Invalid => ApiError::TokenInvalid,
                 })?;

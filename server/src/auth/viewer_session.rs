@@ -20,10 +20,10 @@
 //! copy taken earlier stays valid until its expiry (rotate the viewer token
 //! to end every sign-in at once).
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use axum::{
-    extract::FromRequestParts,
+    extract::{FromRef, FromRequestParts},
     http::{HeaderMap, HeaderValue, header, request::Parts},
 };
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
@@ -32,12 +32,11 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 use subtle::{Choice, ConstantTimeEq};
 
-use super::viewer::{ViewerTokens, bearer};
+use super::viewer::{ViewerAuth, ViewerTokens, bearer};
 use crate::{
     config::Secret,
     error::{ApiError, Credential},
     rate_limit::auth_failures::braked,
-    state::AppState,
 };
 
 type HmacSha256 = Hmac<Sha256>;
@@ -188,12 +187,17 @@ pub fn is_https(headers: &HeaderMap, public_url: &str, trust_forwarded: bool) ->
 /// only, checked under the brute-force brake like every fetch credential.
 pub struct SignInToken(pub Secret);
 
-impl FromRequestParts<AppState> for SignInToken {
+impl<S> FromRequestParts<S> for SignInToken
+where
+    Arc<ViewerAuth>: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        braked(state.auth_brake.as_ref(), parts, || match bearer(&parts.headers) {
-            Some(Some(token)) if !token.is_empty() && state.viewer_tokens.accepts(&token) => {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let auth = Arc::<ViewerAuth>::from_ref(state);
+        braked(auth.brake.as_ref(), parts, || match bearer(&parts.headers) {
+            Some(Some(token)) if !token.is_empty() && auth.tokens.accepts(&token) => {
                 Ok(SignInToken(Secret::new(token)))
             }
             _ => Err(ApiError::Unauthorized(Credential::ViewerTokenHeader)),

@@ -19,10 +19,9 @@ mod record;
 mod tests;
 mod worker;
 
-pub use loki_auth::{LokiHealth, PushRefusal, TENANT_HEADER, loki_headers};
-pub use loki_push::check_loki;
-pub use record::{Level, LogRecord, METADATA_NAMES, metadata_name};
-pub use worker::{DeliveryHandle, jittered};
+pub use loki_auth::{LokiHealth, loki_headers};
+pub(crate) use record::{Level, LogRecord, metadata_name};
+pub(crate) use worker::{DeliveryHandle, jittered};
 
 use std::time::Duration;
 
@@ -45,12 +44,6 @@ pub trait RecordSink: Send + Sync + 'static {
     /// Accepts all of `records` or none of them; returns once they are
     /// durable (or delivered).
     async fn submit(&self, records: Vec<LogRecord>) -> Result<(), DeliveryError>;
-
-    /// Whether a small submission would likely be accepted now (a hint for
-    /// callers that can wait instead of failing).
-    fn has_room(&self) -> bool {
-        true
-    }
 }
 
 /// Spawns the worker delivering `spool`'s records: to Loki when

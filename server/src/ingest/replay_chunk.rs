@@ -41,10 +41,30 @@ pub struct PreparedChunk {
     pub summary: ChunkSummary,
 }
 
+/// What [`prepare_chunk`] bounds.
+#[derive(Debug, Clone, Copy)]
+pub struct ChunkLimits {
+    /// `OBSERVER_MAX_REPLAY_DECOMPRESSED`.
+    pub max_inflated: usize,
+    /// `OBSERVER_MAX_REPLAY_DEPTH`.
+    pub max_depth: usize,
+}
+
+impl From<&Limits> for ChunkLimits {
+    fn from(limits: &Limits) -> Self {
+        ChunkLimits { max_inflated: limits.max_replay_decompressed, max_depth: limits.max_replay_depth }
+    }
+}
+
 /// CPU-bound: call from a blocking thread for large bodies.
-pub fn prepare_chunk(received: Bytes, declared_gzip: bool, limits: &Limits) -> Result<PreparedChunk, ApiError> {
+pub fn prepare_chunk(
+    received: Bytes,
+    declared_gzip: bool,
+    limits: impl Into<ChunkLimits>,
+) -> Result<PreparedChunk, ApiError> {
     let received_bytes = received.len();
-    let mut scan = ChunkScan::new(limits.max_replay_decompressed, limits.max_replay_depth);
+    let limits = limits.into();
+    let mut scan = ChunkScan::new(limits.max_inflated, limits.max_depth);
     // Clients that cannot set Content-Encoding (sendBeacon blobs) are
     // recognised by the gzip magic bytes.
     if declared_gzip || is_gzip(&received) {

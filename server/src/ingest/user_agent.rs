@@ -50,18 +50,6 @@ pub enum DeviceType {
     Unknown,
 }
 
-impl DeviceType {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            DeviceType::Desktop => "desktop",
-            DeviceType::Mobile => "mobile",
-            DeviceType::Tablet => "tablet",
-            DeviceType::Bot => "bot",
-            DeviceType::Unknown => "unknown",
-        }
-    }
-}
-
 /// What a `User-Agent` header says about the client. Names are uap-core's
 /// families (`Chrome`, `Chrome Mobile`, `Mobile Safari`, `Edge`, `Firefox`,
 /// `Googlebot`, …; `Windows`, `Mac OS X`, `iOS`, `Android`, `Linux`, …);
@@ -325,7 +313,6 @@ mod tests {
 
     #[test]
     fn device_type_names() {
-        assert_eq!(DeviceType::Tablet.as_str(), "tablet");
         assert_eq!(serde_json::to_string(&DeviceType::Bot).unwrap(), "\"bot\"");
         let json = serde_json::to_value(info(Some("Edge"), Some("131"), None, DeviceType::Desktop)).unwrap();
         assert_eq!(json["device_type"], "desktop");

@@ -205,7 +205,7 @@ mod tests {
     use serde::{Deserialize, Deserializer};
 
     use super::*;
-    use crate::payload::{AnalyticsEvent, ErrorReport, MAX_DETAILS};
+    use crate::payload::{AnalyticsEvent, ErrorReport, problems::MAX_DETAILS};
 
     const NOW: i64 = 1_800_000_000_000;
 

@@ -11,11 +11,11 @@ mod replay_query;
 mod rrweb;
 mod web_vital;
 
-pub use analytics_event::{AnalyticsEvent, AnalyticsEventType};
-pub use batch::{BatchItem, parse_batch};
+pub(crate) use analytics_event::AnalyticsEvent;
+pub use batch::parse_batch;
 pub use error_report::ErrorReport;
 pub use ids::{ID_RULE, SessionId, is_valid_id};
-pub use parse_pool::ParsePool;
-pub use problems::MAX_DETAILS;
-pub use replay_query::ReplayChunkQuery;
-pub use rrweb::{ChunkSummary, validate_chunk, validate_chunk_reader};
+pub(crate) use parse_pool::ParsePool;
+pub(crate) use replay_query::ReplayChunkQuery;
+pub(crate) use rrweb::validate_chunk_reader;
+pub use rrweb::{ChunkSummary, validate_chunk};

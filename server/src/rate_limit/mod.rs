@@ -36,10 +36,7 @@ use axum::{
 };
 use governor::{DefaultKeyedRateLimiter, Quota, clock::Clock};
 
-use crate::{
-    error::{ApiError, RateScope},
-    state::AppState,
-};
+use crate::error::{ApiError, RateScope};
 
 pub use auth_failures::AuthFailureBrake;
 pub use session::SessionRateLimiter;
@@ -129,9 +126,10 @@ fn rate_key(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// Middleware for the ingestion routes.
-pub async fn limit_ingest_rate(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if let Some(limiter) = &state.rate_limiter
+/// Middleware for the ingestion routes (its state: the limiter, `None` when
+/// rate limiting is off).
+pub async fn limit_ingest_rate(State(limiter): State<Option<RateLimiter>>, request: Request, next: Next) -> Response {
+    if let Some(limiter) = &limiter
         && let Some(ip) = client_ip(request.headers(), request.extensions(), limiter.trust_forwarded_for)
         && let Err(wait) = limiter.check(ip)
     {

@@ -10,7 +10,7 @@
 //!   problems are listed in a 400, the rest counted in `details_truncated`.
 //! - Answers: 202 `{"accepted": N}`; 400, 401, 403, 413, 415, 429, 503.
 
-use std::time::SystemTime;
+use std::{sync::Arc, time::SystemTime};
 
 use axum::{
     Json,
@@ -21,11 +21,11 @@ use axum::{
 };
 use serde::Serialize;
 
-use super::extract::{epoch_ms, read_json_body, request_context};
-use crate::{error::ApiError, ingest::records::error_record, payload::ErrorReport, state::AppState};
+use super::extract::{BatchLimits, epoch_ms, read_json_body, request_context};
+use crate::{error::ApiError, ingest::records::error_record, payload::ErrorReport, state::Ingest};
 
-pub fn route() -> MethodRouter<AppState> {
-    post(ingest_errors)
+pub fn route(limits: BatchLimits) -> MethodRouter<Arc<Ingest>> {
+    post(move |state, headers, body| ingest_errors(state, headers, body, limits))
 }
 
 #[derive(Debug, Serialize)]
@@ -35,14 +35,14 @@ pub struct ErrorsAccepted {
 
 #[tracing::instrument(skip_all, fields(kind = "error", items))]
 async fn ingest_errors(
-    State(state): State<AppState>,
+    State(state): State<Arc<Ingest>>,
     headers: HeaderMap,
     body: Body,
+    limits: BatchLimits,
 ) -> Result<(StatusCode, Json<ErrorsAccepted>), ApiError> {
     let received_at = SystemTime::now();
-    let json = read_json_body(&state, &headers, body).await?;
-    let reports: Vec<ErrorReport> =
-        state.parse_pool.parse_batch(json, state.config.limits.max_batch_items, epoch_ms(received_at)).await?;
+    let json = read_json_body(&state, &headers, body, limits.max_body).await?;
+    let reports: Vec<ErrorReport> = state.parse_pool.parse_batch(json, limits.max_items, epoch_ms(received_at)).await?;
     tracing::Span::current().record("items", reports.len());
     state.session_rate_limiter.check(reports.iter().filter_map(|item| item.session_id.as_deref()))?;
     let context = request_context(&state, &headers, received_at);

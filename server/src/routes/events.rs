@@ -11,7 +11,7 @@
 //!   problems are listed in a 400, the rest counted in `details_truncated`.
 //! - Answers: 202 `{"accepted": N}`; 400, 401, 403, 413, 415, 429, 503.
 
-use std::time::SystemTime;
+use std::{sync::Arc, time::SystemTime};
 
 use axum::{
     Json,
@@ -22,17 +22,17 @@ use axum::{
 };
 use serde::Serialize;
 
-use super::extract::{epoch_ms, read_json_body, request_context};
+use super::extract::{BatchLimits, epoch_ms, read_json_body, request_context};
 use crate::{
     error::ApiError,
     ingest::records::event_record,
     metrics::{EventType, EventTypeLabels},
     payload::AnalyticsEvent,
-    state::AppState,
+    state::Ingest,
 };
 
-pub fn route() -> MethodRouter<AppState> {
-    post(ingest_events)
+pub fn route(limits: BatchLimits) -> MethodRouter<Arc<Ingest>> {
+    post(move |state, headers, body| ingest_events(state, headers, body, limits))
 }
 
 #[derive(Debug, Serialize)]
@@ -42,14 +42,15 @@ pub struct EventsAccepted {
 
 #[tracing::instrument(skip_all, fields(kind = "event", items))]
 async fn ingest_events(
-    State(state): State<AppState>,
+    State(state): State<Arc<Ingest>>,
     headers: HeaderMap,
     body: Body,
+    limits: BatchLimits,
 ) -> Result<(StatusCode, Json<EventsAccepted>), ApiError> {
     let received_at = SystemTime::now();
-    let json = read_json_body(&state, &headers, body).await?;
+    let json = read_json_body(&state, &headers, body, limits.max_body).await?;
     let events: Vec<AnalyticsEvent> =
-        state.parse_pool.parse_batch(json, state.config.limits.max_batch_items, epoch_ms(received_at)).await?;
+        state.parse_pool.parse_batch(json, limits.max_items, epoch_ms(received_at)).await?;
     tracing::Span::current().record("items", events.len());
     state.session_rate_limiter.check(events.iter().filter_map(|item| item.session_id.as_deref()))?;
     let context = request_context(&state, &headers, received_at);

@@ -5,7 +5,17 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::http::{HeaderMap, header};
 
-use crate::{error::ApiError, ingest::records::RequestContext, state::AppState};
+use crate::{error::ApiError, ingest::records::RequestContext, state::Ingest};
+
+/// The limits of the JSON batch routes (errors, events), set in the route
+/// table.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchLimits {
+    /// `OBSERVER_MAX_JSON_BODY`, as received and inflated.
+    pub max_body: usize,
+    /// `OBSERVER_MAX_BATCH_ITEMS`.
+    pub max_items: usize,
+}
 
 /// How a body is encoded on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,21 +74,22 @@ pub fn epoch_ms(time: SystemTime) -> i64 {
 }
 
 /// Builds the context every record of this request shares.
-pub fn request_context(state: &AppState, headers: &HeaderMap, received_at: SystemTime) -> RequestContext {
+pub(crate) fn request_context(state: &Ingest, headers: &HeaderMap, received_at: SystemTime) -> RequestContext {
     let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
     let client = state.user_agents.parse(user_agent.unwrap_or(""));
     RequestContext::new(received_at, user_agent, client)
 }
 
-/// Reads, bounds and (when gzip) inflates a JSON request body. The bytes
-/// returned carry their share of the in-flight budget until dropped.
-pub async fn read_json_body(
-    state: &AppState,
+/// Reads, bounds (`max` bytes, as received and inflated) and (when gzip)
+/// inflates a JSON request body. The bytes returned carry their share of
+/// the in-flight budget until dropped.
+pub(crate) async fn read_json_body(
+    state: &Ingest,
     headers: &HeaderMap,
     body: axum::body::Body,
+    max: usize,
 ) -> Result<bytes::Bytes, ApiError> {
     use crate::{error::LimitName, ingest::decompress};
-    let max = state.config.limits.max_json_body;
     let encoding = check_body_headers(headers, Accept::Json)?;
     let declared = content_length(headers);
     let mut reservation = state.inflight.empty()?;

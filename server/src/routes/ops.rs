@@ -13,6 +13,8 @@
 //!   never makes the answer 503.
 //! - `GET /metrics` — Prometheus metrics (OpenMetrics text).
 
+use std::sync::Arc;
+
 use axum::{
     Json,
     extract::State,
@@ -20,9 +22,10 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{MethodRouter, get},
 };
+use prometheus_client::registry::Registry;
 use serde_json::{Map, Value, json};
 
-use crate::{auth::OptionalViewer, error::ApiError, state::AppState};
+use crate::{auth::OptionalViewer, error::ApiError, health::Readiness, state::AppState};
 
 pub fn healthz() -> MethodRouter<AppState> {
     get(|| async { Json(json!({"status": "ok"})) })
@@ -36,8 +39,8 @@ pub fn metrics() -> MethodRouter<AppState> {
     get(get_metrics)
 }
 
-async fn get_readiness(State(state): State<AppState>, OptionalViewer(detailed): OptionalViewer) -> Response {
-    let checks = state.readiness.current();
+async fn get_readiness(State(readiness): State<Readiness>, OptionalViewer(detailed): OptionalViewer) -> Response {
+    let checks = readiness.current();
     let failing: Vec<&str> = checks.iter().filter(|(_, r)| r.is_err()).map(|(name, _)| *name).collect();
     let message = if detailed {
         let reasons = checks.iter().filter_map(|(name, r)| r.as_ref().err().map(|why| format!("{name}: {why}")));
@@ -62,7 +65,7 @@ async fn get_readiness(State(state): State<AppState>, OptionalViewer(detailed): 
         json!({"status": "not_ready", "error": "not_ready", "message": message, "checks": checks})
     };
     // Information, not a check: a bucket without expiry can still take replays.
-    if let Some(retention) = state.readiness.retention() {
+    if let Some(retention) = readiness.retention() {
         let mut shown = json!({"state": retention.state.as_str()});
         if detailed {
             shown["detail"] = Value::from(retention.detail);
@@ -75,8 +78,8 @@ async fn get_readiness(State(state): State<AppState>, OptionalViewer(detailed): 
 
 /// OpenMetrics for scrapers that ask for it (Prometheus does), the 0.0.4
 /// text format for everyone else (curl, promtool).
-async fn get_metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let openmetrics = crate::metrics::render(&state.registry).map_err(|e| ApiError::Internal(Box::new(e)))?;
+async fn get_metrics(State(registry): State<Arc<Registry>>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let openmetrics = crate::metrics::render(&registry).map_err(|e| ApiError::Internal(Box::new(e)))?;
     let wants_openmetrics = headers
         .get_all(header::ACCEPT)
         .iter()

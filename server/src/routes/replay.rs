@@ -23,7 +23,10 @@
 //! - JSON nested deeper than `OBSERVER_MAX_REPLAY_DEPTH` (1000) is refused.
 //! - Answers: 202 `{"session_id", "seq", "events"}`; 400, 401, 403, 409, 413, 415, 429, 503.
 
-use std::time::{Duration, SystemTime};
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
 
 use axum::{
     Json,
@@ -40,11 +43,11 @@ use crate::{
     ingest::{
         decompress::{BodyReader, is_gzip},
         records::{RequestContext, replay_started_record},
-        replay_chunk::{PreparedChunk, prepare_chunk},
+        replay_chunk::{ChunkLimits, PreparedChunk, prepare_chunk},
     },
     metrics::Overload,
     payload::ReplayChunkQuery,
-    state::AppState,
+    state::Ingest,
     store::{ChunkMeta, ChunkStats, NewChunk, PutOutcome, SessionDetails},
 };
 
@@ -54,8 +57,19 @@ const READ_BEFORE_SLOT: usize = 64 * 1024;
 /// How long a chunk waits for a free decompression slot before 503.
 const REPLAY_PERMIT_WAIT: Duration = Duration::from_secs(10);
 
-pub fn route() -> MethodRouter<AppState> {
-    post(ingest_replay_chunk)
+/// The replay route's limits, set in the route table.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplayLimits {
+    /// `OBSERVER_MAX_REPLAY_BODY`, as received.
+    pub max_body: usize,
+    /// Inflated size and JSON depth.
+    pub chunk: ChunkLimits,
+    /// `OBSERVER_MAX_SESSION_CHUNKS`: `seq` must be below it.
+    pub max_chunks: u32,
+}
+
+pub fn route(limits: ReplayLimits) -> MethodRouter<Arc<Ingest>> {
+    post(move |state, query, headers, body| ingest_replay_chunk(state, query, headers, body, limits))
 }
 
 #[derive(Debug, Serialize)]
@@ -67,17 +81,17 @@ pub struct ReplayChunkAccepted {
 
 #[tracing::instrument(skip_all, fields(kind = "replay", session_id, seq))]
 async fn ingest_replay_chunk(
-    State(state): State<AppState>,
+    State(state): State<Arc<Ingest>>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
+    limits: ReplayLimits,
 ) -> Result<(StatusCode, Json<ReplayChunkAccepted>), ApiError> {
     let received_at = SystemTime::now();
     let query = ReplayChunkQuery::parse(query.as_deref())?;
     tracing::Span::current().record("session_id", query.session_id.as_str()).record("seq", query.seq);
-    check_session_limits(&state, &query)?;
+    check_session_limits(&state, &query, limits.max_chunks)?;
     let encoding = check_body_headers(&headers, Accept::JsonOrBinary)?;
-    let limits = state.config.limits.clone();
     let declared = content_length(&headers);
     // The body counts against the in-flight budget as it arrives. Its first
     // `READ_BEFORE_SLOT` bytes are read before a processing slot is taken,
@@ -87,7 +101,7 @@ async fn ingest_replay_chunk(
     // 1 KB/s held every slot). Reading whole bodies before the slot instead
     // let 64 concurrent uploads starve each other of budget.
     let mut reservation = state.inflight.empty()?;
-    let mut reader = BodyReader::new(body, declared, limits.max_replay_body, LimitName::ReplayBody)?;
+    let mut reader = BodyReader::new(body, declared, limits.max_body, LimitName::ReplayBody)?;
     reader.read_until(READ_BEFORE_SLOT, &mut reservation).await?;
     let Ok(Ok(permit)) = tokio::time::timeout(REPLAY_PERMIT_WAIT, state.replay_permits.clone().acquire_owned()).await
     else {
@@ -104,7 +118,7 @@ async fn ingest_replay_chunk(
     }
     let chunk = tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        let mut chunk = prepare_chunk(received, encoding == BodyEncoding::Gzip, &limits)?;
+        let mut chunk = prepare_chunk(received, encoding == BodyEncoding::Gzip, limits.chunk)?;
         // The budget follows the bytes to be stored (the body itself when it
         // was gzip) until the store is done with them.
         chunk.gzip = reservation.attach(chunk.gzip);
@@ -141,8 +155,7 @@ async fn ingest_replay_chunk(
 /// The per-session limits known from the query alone, checked before the
 /// body is read: the chunk count (stateless: `seq` must be below the cap,
 /// so every replica agrees) and the session's request rate.
-fn check_session_limits(state: &AppState, query: &ReplayChunkQuery) -> Result<(), ApiError> {
-    let max_chunks = state.config.limits.max_session_chunks;
+fn check_session_limits(state: &Ingest, query: &ReplayChunkQuery, max_chunks: u32) -> Result<(), ApiError> {
     if query.seq >= max_chunks {
         return Err(ApiError::TooLarge {
             limit: LimitName::SessionChunks,
@@ -154,7 +167,7 @@ fn check_session_limits(state: &AppState, query: &ReplayChunkQuery) -> Result<()
 }
 
 async fn store_and_announce(
-    state: AppState,
+    state: Arc<Ingest>,
     query: ReplayChunkQuery,
     chunk: PreparedChunk,
     context: RequestContext,

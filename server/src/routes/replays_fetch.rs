@@ -25,7 +25,7 @@
 //!   with `ETag`, `Cache-Control: private, immutable, max-age=31536000`,
 //!   `Vary: Accept-Encoding`; `If-None-Match` → 304, decided from the
 //!   chunk's tag alone (S3 `HeadObject`), without downloading it.
-//! - Limits: `limit` 1..=200 (default 50), at most `store::MAX_SCAN` (500)
+//! - Limits: `limit` 1..=200 (default 50), at most `store::listing::MAX_SCAN` (500)
 //!   session entries examined per listing request; `events` streams at most
 //!   `OBSERVER_MAX_STREAM_CHUNKS` chunks (else 413); chunk and `events` reads
 //!   at once `OBSERVER_FETCH_CONCURRENCY` (see `permits`); share TTL
@@ -40,7 +40,10 @@ mod manifest;
 mod permits;
 mod representation;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use axum::{
     Json,
@@ -54,10 +57,10 @@ use serde::{Deserialize, Serialize};
 
 use super::extract::{Accept, BodyEncoding, check_body_headers, content_length, epoch_ms};
 use crate::{
-    auth::{SessionAccess, ViewerAccess, share, viewer::unix_now},
+    auth::{SessionAccess, ViewerAccess, ViewerAuth, share, viewer::unix_now},
     error::{ApiError, FieldError, LimitName},
     ingest::decompress::{gunzip_bounded, read_body},
-    state::AppState,
+    state::{AppState, Fetch},
 };
 use listing::{SessionItem, SessionsResponse, parse_list_query};
 use manifest::{Liveness, ManifestResponse, manifest_answer, parse_after_seq, session_entry};
@@ -80,13 +83,16 @@ pub fn stream_session_events() -> MethodRouter<AppState> {
     get(stream_events)
 }
 
-pub fn create_share_link() -> MethodRouter<AppState> {
-    post(share_session)
+/// `max_body`: the share request's body (`OBSERVER_MAX_JSON_BODY`).
+pub fn create_share_link(max_body: usize) -> MethodRouter<AppState> {
+    post(move |state, auth, access, params, headers, body| {
+        share_session(state, auth, access, params, headers, body, max_body)
+    })
 }
 
 #[tracing::instrument(skip_all)]
 async fn list_recent_sessions(
-    State(state): State<AppState>,
+    State(state): State<Arc<Fetch>>,
     access: ViewerAccess,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
@@ -105,7 +111,7 @@ async fn list_recent_sessions(
 
 #[tracing::instrument(skip_all, fields(session_id))]
 async fn get_session_manifest(
-    State(state): State<AppState>,
+    State(state): State<Arc<Fetch>>,
     SessionAccess { session_id }: SessionAccess,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
@@ -135,7 +141,7 @@ fn parse_seq(params: &RawPathParams) -> Result<u32, ApiError> {
 
 #[tracing::instrument(skip_all, fields(session_id, seq))]
 async fn get_replay_chunk(
-    State(state): State<AppState>,
+    State(state): State<Arc<Fetch>>,
     SessionAccess { session_id }: SessionAccess,
     params: RawPathParams,
     headers: HeaderMap,
@@ -154,7 +160,7 @@ async fn get_replay_chunk(
             return Ok(response);
         }
     }
-    let permit = fetch_permit(&state.fetch_permits, PERMIT_WAIT).await?;
+    let permit = fetch_permit(&state.permits, PERMIT_WAIT).await?;
     let chunk = state.store.get_chunk(&session_id, seq).await?.ok_or(ApiError::NotFound)?;
     let body = if gzip {
         Body::from(chunk.gzip)
@@ -174,7 +180,7 @@ async fn get_replay_chunk(
 
 #[tracing::instrument(skip_all, fields(session_id))]
 async fn stream_events(
-    State(state): State<AppState>,
+    State(state): State<Arc<Fetch>>,
     SessionAccess { session_id }: SessionAccess,
 ) -> Result<Response, ApiError> {
     tracing::Span::current().record("session_id", session_id.as_str());
@@ -187,7 +193,7 @@ async fn stream_events(
         return Err(ApiError::TooLarge { limit: LimitName::StreamChunks, what: "the session's chunk count", max });
     }
     // Held until the stream ends or the client goes away.
-    let permit = fetch_permit(&state.fetch_permits, PERMIT_WAIT).await?;
+    let permit = fetch_permit(&state.permits, PERMIT_WAIT).await?;
     let seqs = listing.chunks.iter().map(|c| c.seq).collect();
     let stream =
         events::session_events(state.store.clone(), session_id, seqs, state.config.limits.max_replay_decompressed);
@@ -213,31 +219,37 @@ pub struct ShareResponse {
 
 #[tracing::instrument(skip_all, fields(session_id))]
 async fn share_session(
-    State(state): State<AppState>,
+    State(state): State<Arc<Fetch>>,
+    State(auth): State<Arc<ViewerAuth>>,
     access: ViewerAccess,
     params: RawPathParams,
     headers: HeaderMap,
     body: Body,
+    max_body: usize,
 ) -> Result<Response, ApiError> {
     access.require_viewer_token()?;
     let raw_id = params.iter().find_map(|(name, value)| (name == "session_id").then_some(value)).unwrap_or("");
     let session_id = crate::payload::SessionId::parse(raw_id)
         .ok_or_else(|| ApiError::invalid_fields(vec![FieldError::new(None, "session_id", crate::payload::ID_RULE)]))?;
     tracing::Span::current().record("session_id", session_id.as_str());
-    let request = read_share_request(&state, &headers, body).await?;
+    let request = read_share_request(&state, &headers, body, max_body).await?;
     let ttl = request.ttl_seconds.unwrap_or(share::DEFAULT_TTL_SECS);
     if !(share::MIN_TTL_SECS..=share::MAX_TTL_SECS).contains(&ttl) {
         let reason = format!("must be from {} to {}", share::MIN_TTL_SECS, share::MAX_TTL_SECS);
         return Err(ApiError::invalid_fields(vec![FieldError::new(None, "ttl_seconds", reason)]));
     }
-    let link = state.share_signer.link(session_id.as_str(), ttl, unix_now());
+    let link = auth.share_signer.link(session_id.as_str(), ttl, unix_now());
     let expires_at = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(link.expires_at)).to_string();
     Ok(([(header::CACHE_CONTROL, NO_STORE)], Json(ShareResponse { url: link.path, expires_at })).into_response())
 }
 
 /// An empty body means defaults; anything else must be a JSON object.
-async fn read_share_request(state: &AppState, headers: &HeaderMap, body: Body) -> Result<ShareRequest, ApiError> {
-    let max = state.config.limits.max_json_body;
+async fn read_share_request(
+    state: &Fetch,
+    headers: &HeaderMap,
+    body: Body,
+    max: usize,
+) -> Result<ShareRequest, ApiError> {
     // Viewer-only route, but its body shares the in-flight budget all the same.
     let mut reservation = state.inflight.empty()?;
     let received = read_body(body, content_length(headers), max, LimitName::JsonBody, &mut reservation).await?;

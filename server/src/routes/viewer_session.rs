@@ -16,7 +16,10 @@
 //!   `Authorization` or send `DELETE`, and `fetch` would need a CORS
 //!   preflight, which this route group never grants.
 
-use std::time::{Duration, UNIX_EPOCH};
+use std::{
+    sync::Arc,
+    time::{Duration, UNIX_EPOCH},
+};
 
 use axum::{
     Json,
@@ -29,10 +32,11 @@ use serde::Serialize;
 
 use crate::{
     auth::{
-        SignInToken,
+        SignInToken, ViewerAuth,
         viewer::unix_now,
         viewer_session::{clear_cookie, is_https},
     },
+    config::Config,
     state::AppState,
 };
 
@@ -48,15 +52,20 @@ pub struct SignInResponse {
     pub expires_at: String,
 }
 
-fn secure(state: &AppState, headers: &HeaderMap) -> bool {
-    is_https(headers, &state.config.public_url, state.config.limits.trust_forwarded_for)
+fn secure(config: &Config, headers: &HeaderMap) -> bool {
+    is_https(headers, &config.public_url, config.limits.trust_forwarded_for)
 }
 
 #[tracing::instrument(skip_all)]
-async fn sign_in(State(state): State<AppState>, SignInToken(token): SignInToken, headers: HeaderMap) -> Response {
-    let sessions = &state.viewer_sessions;
+async fn sign_in(
+    State(auth): State<Arc<ViewerAuth>>,
+    State(config): State<Arc<Config>>,
+    SignInToken(token): SignInToken,
+    headers: HeaderMap,
+) -> Response {
+    let sessions = &auth.sessions;
     let expires_at = sessions.expiry(unix_now());
-    let cookie = sessions.set_cookie(sessions.sign(token.expose(), expires_at), expires_at, secure(&state, &headers));
+    let cookie = sessions.set_cookie(sessions.sign(token.expose(), expires_at), expires_at, secure(&config, &headers));
     let expires_at = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(expires_at)).to_string();
     tracing::debug!("viewer signed in");
     ([(header::SET_COOKIE, cookie), (header::CACHE_CONTROL, NO_STORE)], Json(SignInResponse { expires_at }))
@@ -64,7 +73,7 @@ async fn sign_in(State(state): State<AppState>, SignInToken(token): SignInToken,
 }
 
 #[tracing::instrument(skip_all)]
-async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let cookie = clear_cookie(secure(&state, &headers));
+async fn sign_out(State(config): State<Arc<Config>>, headers: HeaderMap) -> Response {
+    let cookie = clear_cookie(secure(&config, &headers));
     (StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie), (header::CACHE_CONTROL, NO_STORE)]).into_response()
 }

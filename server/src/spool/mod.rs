@@ -32,7 +32,6 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 pub use chunks::{ChunkIntake, SpooledStore};
 pub use db::SpooledChunk;
-pub use writer::Expired;
 use writer::{Command, Reply};
 
 use crate::{
@@ -148,8 +147,8 @@ impl std::fmt::Debug for Spool {
 }
 
 impl Spool {
-    /// Opens (or creates) the spool in `dir` and starts its writer thread.
-    /// What a previous run left is counted and delivered by the workers.
+    /// [`Spool::open_with_sync`] with the default durability (tests).
+    #[cfg(test)]
     pub fn open(
         dir: &Path,
         max_bytes: u64,
@@ -159,8 +158,9 @@ impl Spool {
         Self::open_with_sync(dir, max_bytes, records_target, metrics, SpoolSync::default())
     }
 
-    /// [`Spool::open`] with the durability of commits chosen
-    /// (`OBSERVER_SPOOL_SYNC`).
+    /// Opens (or creates) the spool in `dir` with the durability of commits
+    /// chosen (`OBSERVER_SPOOL_SYNC`) and starts its writer thread. What a
+    /// previous run left is counted and delivered by the workers.
     pub fn open_with_sync(
         dir: &Path,
         max_bytes: u64,
@@ -361,10 +361,6 @@ impl RecordSink for Spool {
                 Err(error.into())
             }
         }
-    }
-
-    fn has_room(&self) -> bool {
-        self.fill_ratio() < 1.0
     }
 }
 

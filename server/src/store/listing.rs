@@ -69,6 +69,7 @@ pub struct SessionQuery {
 
 impl SessionQuery {
     /// A page of every session.
+    #[cfg(test)]
     pub fn page(limit: usize, after: Option<SessionCursor>) -> SessionQuery {
         SessionQuery { limit, after, filter: SessionFilter::default() }
     }

@@ -19,11 +19,13 @@
 //! (S3 lifecycle rules over `replays/` and `sessions/`, or the local sweep)
 //! is in [`retention`].
 
-pub mod index;
-pub mod listing;
-pub mod local;
+pub(crate) mod index;
+pub(crate) mod listing;
+pub(crate) mod local;
+#[cfg(test)]
+pub(crate) mod memory;
 pub mod retention;
-pub mod s3;
+pub(crate) mod s3;
 mod timed;
 
 use std::sync::Arc;
@@ -31,11 +33,11 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-pub use index::{SessionCursor, session_entry_start};
-pub use listing::{MAX_SCAN, SessionFilter, SessionQuery};
-pub use local::LocalStore;
-pub use s3::S3Store;
-pub use timed::TimedStore;
+pub(crate) use index::{SessionCursor, session_entry_start};
+pub(crate) use listing::{SessionFilter, SessionQuery};
+pub(crate) use local::LocalStore;
+pub(crate) use s3::S3Store;
+pub(crate) use timed::TimedStore;
 
 use crate::config::StoreConfig;
 use crate::metrics::Metrics;
@@ -186,7 +188,7 @@ pub struct SessionPage {
     pub sessions: Vec<SessionSummary>,
     /// Where the next page starts; `None` on the last page.
     pub next_cursor: Option<SessionCursor>,
-    /// Session entries examined for this page (at most [`MAX_SCAN`]).
+    /// Session entries examined for this page (at most [`listing::MAX_SCAN`]).
     pub scanned: usize,
 }
 
@@ -254,7 +256,7 @@ pub trait ReplayStore: Send + Sync + 'static {
     ) -> Result<PutOutcome, StoreError>;
 
     /// Up to `query.limit` sessions that match `query.filter`, newest first,
-    /// starting after `query.after`, examining at most [`MAX_SCAN`] entries
+    /// starting after `query.after`, examining at most [`listing::MAX_SCAN`] entries
     /// (see [`listing`]).
     async fn list_sessions(&self, query: &SessionQuery) -> Result<SessionPage, StoreError>;
 

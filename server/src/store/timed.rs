@@ -135,8 +135,8 @@ mod tests {
 
     use super::*;
     use crate::config::StoreConfig;
-    use crate::store::ChunkMeta;
     use crate::store::open;
+    use crate::store::{ChunkMeta, memory::MemoryStore};
 
     #[tokio::test]
     async fn timed_store_records_operations() {
@@ -176,47 +176,10 @@ mod tests {
         assert!(text.contains("observer_store_operation_failures_total{operation=\"put\"} 0\n"), "{text}");
     }
 
-    /// A store whose check never answers.
-    struct Hanging;
-
-    #[async_trait::async_trait]
-    impl ReplayStore for Hanging {
-        async fn put_chunk(
-            &self,
-            _: &SessionId,
-            _: u32,
-            _: NewChunk,
-            _: &SessionDetails,
-        ) -> Result<PutOutcome, StoreError> {
-            std::future::pending().await
-        }
-        async fn list_sessions(&self, _: &SessionQuery) -> Result<SessionPage, StoreError> {
-            std::future::pending().await
-        }
-        async fn list_chunks(&self, _: &SessionId, _: usize) -> Result<ChunkListing, StoreError> {
-            std::future::pending().await
-        }
-        async fn get_session_details(&self, _: &SessionId, _: i64) -> Result<Option<SessionDetails>, StoreError> {
-            std::future::pending().await
-        }
-        async fn get_chunk(&self, _: &SessionId, _: u32) -> Result<Option<ChunkObject>, StoreError> {
-            std::future::pending().await
-        }
-        async fn chunk_etag(&self, _: &SessionId, _: u32) -> Result<Option<String>, StoreError> {
-            std::future::pending().await
-        }
-        async fn check(&self) -> Result<(), StoreError> {
-            std::future::pending().await
-        }
-        fn describe(&self) -> String {
-            "hanging".to_owned()
-        }
-    }
-
     #[tokio::test]
     async fn timed_store_counts_abandoned_operations_as_failures() {
         let mut registry = Registry::default();
-        let store = TimedStore::new(Arc::new(Hanging), Arc::new(Metrics::new(&mut registry)));
+        let store = TimedStore::new(Arc::new(MemoryStore::hanging()), Arc::new(Metrics::new(&mut registry)));
         let _ = tokio::time::timeout(std::time::Duration::from_millis(10), store.check()).await.unwrap_err();
         let text = crate::metrics::render(&registry).unwrap();
         assert!(text.contains("observer_store_operation_failures_total{operation=\"check\"} 1"), "{text}");

@@ -6,7 +6,7 @@
 //! ignored), `from`/`to` (session start, ms since the epoch or RFC 3339),
 //! `has_errors` and `live` (`true`/`false`). Empty values mean "no filter".
 //! Each bad value is named in the 400's `details`. At most
-//! `store::MAX_SCAN` entries are examined per request (see `store::listing`).
+//! `store::listing::MAX_SCAN` entries are examined per request (see `store::listing`).
 
 use std::time::{Duration, SystemTime};
 
@@ -27,7 +27,7 @@ const MAX_URL_CHARS: usize = 2048;
 pub struct SessionsResponse {
     pub sessions: Vec<SessionItem>,
     pub next_cursor: Option<String>,
-    /// Session entries examined for this page (at most `store::MAX_SCAN`).
+    /// Session entries examined for this page (at most `store::listing::MAX_SCAN`).
     pub scanned: usize,
     /// How recently a live session's newest chunk was accepted, at most.
     pub live_window_ms: u64,

@@ -2,7 +2,7 @@
 //!
 //! A chunk read holds the stored chunk in memory until its answer is sent;
 //! an `events` stream holds up to its prefetch of chunks for as long as the
-//! client reads. Each takes one permit of `AppState::fetch_permits` before
+//! client reads. Each takes one permit of `Fetch::permits` (`state.rs`) before
 //! it reads the store and gives it back when its response body is dropped
 //! (sent in full, or abandoned by the client). Without a free permit within
 //! [`PERMIT_WAIT`] the request answers 503 `unavailable` with `Retry-After`.

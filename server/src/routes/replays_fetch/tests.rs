@@ -1,11 +1,10 @@
-//! Route tests on the whole router (`oneshot`) with an in-memory store that
-//! counts its reads: the manifest cap and session details, 304s without a
+//! Route tests on the whole router (`oneshot`) with the in-memory store
+//! (it counts its reads): the manifest cap and session details, 304s without a
 //! download, permits held by streams, and the auth-failure brake.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
 use axum::extract::ConnectInfo;
 use axum::http::Request;
@@ -19,11 +18,7 @@ use super::*;
 use crate::config::{Config, Settings};
 use crate::health::Readiness;
 use crate::metrics::Metrics;
-use crate::payload::SessionId;
-use crate::store::{
-    ChunkInfo, ChunkListing, ChunkMeta, ChunkObject, PutOutcome, ReplayStore, SessionDetails, SessionPage,
-    SessionQuery, StoreError,
-};
+use crate::store::{ChunkMeta, ReplayStore, SessionDetails, memory::MemoryStore};
 
 const TOKEN: &str = "route-test-viewer-token-0123";
 const SESSION: &str = "session-routes-1";
@@ -33,66 +28,6 @@ fn meta(seq: u32) -> ChunkMeta {
     ChunkMeta { first_timestamp: first, last_timestamp: first + 4000, events: 10 + seq }
 }
 
-/// One session's chunks (by seq) and listing entry; counts body reads and
-/// tag reads.
-#[derive(Default)]
-struct Memory {
-    chunks: BTreeMap<u32, Bytes>,
-    details: Option<SessionDetails>,
-    gets: AtomicUsize,
-    tags: AtomicUsize,
-    entry_reads: AtomicUsize,
-}
-
-#[async_trait::async_trait]
-impl ReplayStore for Memory {
-    async fn put_chunk(
-        &self,
-        _: &SessionId,
-        _: u32,
-        _: crate::store::NewChunk,
-        _: &SessionDetails,
-    ) -> Result<PutOutcome, StoreError> {
-        Err(StoreError::Config("not used by this test".into()))
-    }
-    async fn list_sessions(&self, _: &SessionQuery) -> Result<SessionPage, StoreError> {
-        Err(StoreError::Config("not used by this test".into()))
-    }
-    async fn list_chunks(&self, id: &SessionId, max: usize) -> Result<ChunkListing, StoreError> {
-        let all: Vec<ChunkInfo> = (id.as_str() == SESSION)
-            .then(|| {
-                self.chunks.iter().map(|(&seq, b)| ChunkInfo {
-                    seq,
-                    meta: meta(seq),
-                    bytes: b.len() as u64,
-                    stats: Default::default(),
-                })
-            })
-            .into_iter()
-            .flatten()
-            .collect();
-        Ok(ChunkListing { truncated: all.len() > max, chunks: all.into_iter().take(max).collect() })
-    }
-    async fn get_session_details(&self, _: &SessionId, start: i64) -> Result<Option<SessionDetails>, StoreError> {
-        self.entry_reads.fetch_add(1, Ordering::Relaxed);
-        Ok(self.details.clone().filter(|_| start == meta(0).first_timestamp))
-    }
-    async fn get_chunk(&self, _: &SessionId, seq: u32) -> Result<Option<ChunkObject>, StoreError> {
-        self.gets.fetch_add(1, Ordering::Relaxed);
-        Ok(self.chunks.get(&seq).map(|gzip| ChunkObject { etag: format!("\"tag-{seq}\""), gzip: gzip.clone() }))
-    }
-    async fn chunk_etag(&self, _: &SessionId, seq: u32) -> Result<Option<String>, StoreError> {
-        self.tags.fetch_add(1, Ordering::Relaxed);
-        Ok(self.chunks.contains_key(&seq).then(|| format!("\"tag-{seq}\"")))
-    }
-    async fn check(&self) -> Result<(), StoreError> {
-        Ok(())
-    }
-    fn describe(&self) -> String {
-        "memory".into()
-    }
-}
-
 fn gzip_json(value: &Value) -> Bytes {
     use std::io::Write;
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -100,12 +35,19 @@ fn gzip_json(value: &Value) -> Bytes {
     e.finish().unwrap().into()
 }
 
-fn memory(seqs: &[u32], details: Option<SessionDetails>) -> Arc<Memory> {
-    let chunks = seqs.iter().map(|&seq| (seq, gzip_json(&json!([{"type": 3, "seq": seq}])))).collect();
-    Arc::new(Memory { chunks, details, ..Memory::default() })
+/// `SESSION` with chunks `seqs` and, when given, its listing entry.
+fn memory(seqs: &[u32], details: Option<SessionDetails>) -> Arc<MemoryStore> {
+    let mut store = MemoryStore::default();
+    for &seq in seqs {
+        store = store.with_chunk(SESSION, seq, meta(seq), gzip_json(&json!([{"type": 3, "seq": seq}])));
+    }
+    if let Some(details) = details {
+        store = store.with_entry(SESSION, meta(0).first_timestamp, details);
+    }
+    Arc::new(store)
 }
 
-fn state_with(store: Arc<Memory>, settings: impl FnOnce(&mut Settings)) -> AppState {
+fn state_with(store: Arc<MemoryStore>, settings: impl FnOnce(&mut Settings)) -> AppState {
     let mut s = Settings { viewer_tokens: Some(TOKEN.into()), ..Settings::default() };
     settings(&mut s);
     let config = Arc::new(Config::from_settings(&s).unwrap());
@@ -203,7 +145,7 @@ async fn revalidation_answers_304_without_downloading() {
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["etag"], "\"tag-1\"");
     assert_eq!(r.headers()["content-encoding"], "gzip");
-    assert_eq!(r.headers()["content-length"], store.chunks[&1].len().to_string().as_str());
+    assert_eq!(r.headers()["content-length"], gzip_json(&json!([{"type": 3, "seq": 1}])).len().to_string().as_str());
     let r = get(&state, &path, Some(TOKEN), &[]).await;
     assert_eq!(r.headers()["etag"], "\"tag-1-identity\"");
     assert_eq!(json_of(r).await, json!([{"type": 3, "seq": 1}]));
@@ -217,19 +159,19 @@ async fn revalidation_answers_304_without_downloading() {
 async fn reads_hold_a_fetch_permit_until_their_body_is_gone() {
     let store = memory(&[0, 1], None);
     let state = state_with(store, |s| s.fetch_concurrency = Some("2".into()));
-    assert_eq!(state.fetch_permits.available_permits(), 2);
+    assert_eq!(state.fetch.permits.available_permits(), 2);
     let events = get(&state, &format!("/api/observer/replays/{SESSION}/events"), Some(TOKEN), &[]).await;
     let chunk = get(&state, &format!("/api/observer/replays/{SESSION}/chunks/0"), Some(TOKEN), &[]).await;
     assert_eq!((events.status().as_u16(), chunk.status().as_u16()), (200, 200));
-    assert_eq!(state.fetch_permits.available_permits(), 0, "both bodies not yet sent");
+    assert_eq!(state.fetch.permits.available_permits(), 0, "both bodies not yet sent");
     assert_eq!(json_of(events).await, json!([{"type": 3, "seq": 0}, {"type": 3, "seq": 1}]));
-    assert_eq!(state.fetch_permits.available_permits(), 1, "the stream gave its permit back");
+    assert_eq!(state.fetch.permits.available_permits(), 1, "the stream gave its permit back");
     drop(chunk);
-    assert_eq!(state.fetch_permits.available_permits(), 2);
+    assert_eq!(state.fetch.permits.available_permits(), 2);
     // Manifests and 304s take none.
     let manifest = get(&state, &format!("/api/observer/replays/{SESSION}"), Some(TOKEN), &[]).await;
     assert_eq!(manifest.status(), 200);
-    assert_eq!(state.fetch_permits.available_permits(), 2);
+    assert_eq!(state.fetch.permits.available_permits(), 2);
 }
 
 #[tokio::test]
@@ -266,6 +208,6 @@ async fn viewer_token_in_the_query_is_refused_share_token_accepted() {
         assert_eq!(body["error"], "unauthorized");
         assert!(body["message"].as_str().unwrap().contains("Authorization: Bearer"), "{body}");
     }
-    let share = state.share_signer.sign(SESSION, crate::auth::viewer::unix_now() + 60);
+    let share = state.viewer.share_signer.sign(SESSION, crate::auth::viewer::unix_now() + 60);
     assert_eq!(get(&state, &format!("{manifest}?token={share}"), None, &[]).await.status(), 200);
 }

@@ -23,9 +23,11 @@
 //!    before step 1, to answer common re-sends without a lock);
 //! 3. write the sidecar to a temp file and rename it into place (replacing any
 //!    sidecar left behind by a write that crashed before step 4);
-//! 4. write the body to a temp file, fsync it and `hard_link` it to its final
-//!    name. The link is the commit point: it fails atomically if the name exists,
-//!    so an existing chunk is never replaced even without the lock. The
+//! 4. write the body to a temp file, fsync it and move it to its final name
+//!    with `tempfile`'s `persist_noclobber` (`renameat2(RENAME_NOREPLACE)`, or
+//!    link-then-unlink where that is missing). That is the commit point: it
+//!    fails atomically if the name exists, so an existing chunk is never
+//!    replaced even without the lock. The
 //!    directory is then fsynced, so an acknowledged chunk survives a power cut.
 //!
 //! The sidecar is in place before the chunk appears, so a visible chunk always
@@ -38,6 +40,8 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+
+use tempfile::NamedTempFile;
 
 use super::index::{SessionEntry, session_entry_name};
 use super::{
@@ -100,6 +104,7 @@ impl LocalStore {
     }
 
     /// The absolute data directory.
+    #[cfg(test)]
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -244,19 +249,18 @@ fn put_locked(chunk: &Path, new: &NewChunk) -> Result<Option<PutOutcome>, StoreE
         received_at: new.stats.received_at,
     };
     let sidecar_json = serde_json::to_vec(&sidecar).map_err(io::Error::other)?;
-    write_temp(dir, &sidecar_json)?.rename_to(&sidecar_path(chunk))?;
+    write_temp(dir, &sidecar_json)?.persist(sidecar_path(chunk)).map_err(|e| e.error)?;
 
-    let body_tmp = write_temp(dir, body)?;
-    let outcome = match fs::hard_link(body_tmp.path(), chunk) {
-        Ok(()) => PutOutcome::Created,
+    // A failed persist drops (removes) the temp file.
+    let outcome = match write_temp(dir, body)?.persist_noclobber(chunk) {
+        Ok(_) => PutOutcome::Created,
         // Only reachable if a writer ignored the lock (e.g. a file system
         // without advisory locks): the existing chunk wins and is left alone
         // (its sidecar may have been replaced by ours, so this cannot tell a
         // conflict).
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => PutOutcome::AlreadyExists,
-        Err(e) => return Err(e.into()),
+        Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => PutOutcome::AlreadyExists,
+        Err(e) => return Err(e.error.into()),
     };
-    drop(body_tmp);
     if outcome == PutOutcome::Created {
         sync_dir(dir)?;
         if new_session {
@@ -321,12 +325,11 @@ fn ensure_session_entry(
     }
     create_dir_once(&sessions)?;
     let body = SessionEntry::new(session_id, sidecar.first_timestamp, details).to_json();
-    let temp = write_temp(&sessions, &body)?;
-    match fs::hard_link(temp.path(), &entry) {
-        Ok(()) => sync_dir(&sessions)?,
+    match write_temp(&sessions, &body)?.persist_noclobber(&entry) {
+        Ok(_) => sync_dir(&sessions)?,
         // A concurrent re-send wrote it first; its entry stays.
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(e.into()),
+        Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e.error.into()),
     }
     Ok(())
 }
@@ -340,48 +343,13 @@ fn create_dir_once(dir: &Path) -> io::Result<bool> {
     }
 }
 
-/// A temp file that is removed when dropped, unless renamed into place.
-struct TempFile(Option<PathBuf>);
-
-impl TempFile {
-    fn path(&self) -> &Path {
-        self.0.as_deref().expect("temp file not yet renamed")
-    }
-
-    fn rename_to(mut self, dest: &Path) -> io::Result<()> {
-        fs::rename(self.path(), dest)?;
-        self.0 = None;
-        Ok(())
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if let Some(path) = &self.0 {
-            let _ = fs::remove_file(path);
-        }
-    }
-}
-
-/// Writes `data` to a new uniquely named file in `dir` and flushes it to disk.
-fn write_temp(dir: &Path, data: &[u8]) -> io::Result<TempFile> {
-    let (mut file, path) = create_unique(dir, ".tmp-")?;
-    let temp = TempFile(Some(path));
-    file.write_all(data)?;
-    file.sync_data()?;
+/// Writes `data` to a new uniquely named `.tmp-*` file in `dir` and flushes
+/// it to disk; the file is removed when dropped, unless persisted.
+fn write_temp(dir: &Path, data: &[u8]) -> io::Result<NamedTempFile> {
+    let mut temp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
+    temp.write_all(data)?;
+    temp.as_file().sync_data()?;
     Ok(temp)
-}
-
-fn create_unique(dir: &Path, prefix: &str) -> io::Result<(File, PathBuf)> {
-    let mut attempts = 0;
-    loop {
-        let path = dir.join(format!("{prefix}{:016x}", fastrand::u64(..)));
-        match OpenOptions::new().write(true).create_new(true).open(&path) {
-            Ok(file) => return Ok((file, path)),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempts < 8 => attempts += 1,
-            Err(e) => return Err(e),
-        }
-    }
 }
 
 /// Makes the new directory entries durable (no-op where directories cannot be opened).
@@ -402,14 +370,12 @@ fn check_blocking(root: &Path) -> Result<(), StoreError> {
             format!("data directory {} is not a directory", root.display()),
         )));
     }
-    let (mut file, path) = create_unique(root, ".probe-").map_err(|e| {
-        StoreError::Io(io::Error::new(e.kind(), format!("data directory {} is not writable: {e}", root.display())))
-    })?;
-    let written = file.write_all(b"probe");
-    drop(file);
-    let removed = fs::remove_file(&path);
-    written?;
-    removed?;
+    let not_writable =
+        |e: io::Error| io::Error::new(e.kind(), format!("data directory {} is not writable: {e}", root.display()));
+    let mut probe = tempfile::Builder::new().prefix(".probe-").tempfile_in(root).map_err(not_writable)?;
+    probe.write_all(b"probe")?;
+    // Removed here (not on drop) so that a failure to remove is reported.
+    probe.close()?;
     Ok(())
 }
 

@@ -15,7 +15,7 @@
 //! `observer_storage_retention_configured` gauge.
 
 pub mod command;
-pub mod rules;
+pub(crate) mod rules;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -57,10 +57,9 @@ pub struct Merged {
     /// The whole configuration to put: the other rules first, in their
     /// order, then Observer's.
     pub rules: Vec<LifecycleRule>,
-    /// IDs of Observer's rules that were already there (now replaced).
+    /// IDs of Observer's rules that were already there (now replaced); the
+    /// others of Observer's rules are new.
     pub replaced: Vec<String>,
-    /// IDs of Observer's rules that were not.
-    pub added: Vec<String>,
     /// IDs (or `(no id)`) of the other rules, kept as they were.
     pub kept: Vec<String>,
 }
@@ -72,12 +71,10 @@ pub fn merge(existing: Vec<LifecycleRule>, prefixes: &[String], days: u32) -> Re
     let is_ours = |rule: &LifecycleRule| ours.iter().any(|o| o.id().is_some() && o.id() == rule.id());
     let (replaced, others): (Vec<LifecycleRule>, Vec<LifecycleRule>) = existing.into_iter().partition(is_ours);
     let replaced: Vec<String> = replaced.iter().filter_map(|r| r.id().map(str::to_owned)).collect();
-    let added =
-        ours.iter().filter_map(|o| o.id()).filter(|id| !replaced.iter().any(|r| r == id)).map(str::to_owned).collect();
     let kept = others.iter().map(|r| r.id().unwrap_or("(no id)").to_owned()).collect();
     let mut rules = others;
     rules.extend(ours);
-    Ok(Merged { rules, replaced, added, kept })
+    Ok(Merged { rules, replaced, kept })
 }
 
 /// The prefix a rule applies to when it applies to every object under it;
@@ -181,7 +178,6 @@ mod tests {
         ];
         let merged = merge(existing, &prefixes, 30).unwrap();
         assert_eq!(merged.replaced, ["observer-expire-replays"]);
-        assert_eq!(merged.added, ["observer-expire-sessions"]);
         assert_eq!(merged.kept, ["foreign"]);
         let ids: Vec<_> = merged.rules.iter().map(|r| r.id().unwrap()).collect();
         assert_eq!(ids, ["foreign", "observer-expire-replays", "observer-expire-sessions"]);
@@ -194,7 +190,7 @@ mod tests {
 
         let again = merge(merged.rules, &prefixes, 30).unwrap();
         assert_eq!(again.rules.len(), 3, "idempotent");
-        assert!(again.added.is_empty());
+        assert_eq!(again.replaced, ["observer-expire-replays", "observer-expire-sessions"]);
     }
 
     #[test]

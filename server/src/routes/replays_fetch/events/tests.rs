@@ -1,14 +1,13 @@
 //! Streaming: bracket stripping at every split point, the decompression
 //! cap, and whole sessions from an in-memory store.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::store::{ChunkListing, PutOutcome, SessionDetails, SessionPage, SessionQuery};
+use crate::store::{ChunkMeta, memory::MemoryStore};
 
 fn gzip(data: &[u8]) -> Bytes {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -57,49 +56,13 @@ fn gunzip_pieces_are_bounded() {
     assert!(gunzip_pieces(Bytes::from_static(b"not gzip"), 10).collect::<io::Result<Vec<_>>>().is_err());
 }
 
-/// Chunks by seq; `None` bodies fail with a store error.
-struct Chunks(BTreeMap<u32, Option<Bytes>>);
-
-#[async_trait::async_trait]
-impl ReplayStore for Chunks {
-    async fn put_chunk(
-        &self,
-        _: &SessionId,
-        _: u32,
-        _: crate::store::NewChunk,
-        _: &SessionDetails,
-    ) -> Result<PutOutcome, StoreError> {
-        Err(StoreError::Config("not used by this test".into()))
-    }
-    async fn list_sessions(&self, _: &SessionQuery) -> Result<SessionPage, StoreError> {
-        Err(StoreError::Config("not used by this test".into()))
-    }
-    async fn list_chunks(&self, _: &SessionId, _: usize) -> Result<ChunkListing, StoreError> {
-        Err(StoreError::Config("not used by this test".into()))
-    }
-    async fn get_session_details(&self, _: &SessionId, _: i64) -> Result<Option<SessionDetails>, StoreError> {
-        Err(StoreError::Config("not used by this test".into()))
-    }
-    async fn chunk_etag(&self, _: &SessionId, _: u32) -> Result<Option<String>, StoreError> {
-        Err(StoreError::Config("not used by this test".into()))
-    }
-    async fn get_chunk(&self, _: &SessionId, seq: u32) -> Result<Option<ChunkObject>, StoreError> {
-        match self.0.get(&seq) {
-            None => Ok(None),
-            Some(None) => Err(StoreError::S3("boom".into())),
-            Some(Some(gzip)) => Ok(Some(ChunkObject { etag: "\"x\"".into(), gzip: gzip.clone() })),
-        }
-    }
-    async fn check(&self) -> Result<(), StoreError> {
-        Ok(())
-    }
-    fn describe(&self) -> String {
-        "chunks".into()
-    }
-}
-
 async fn stream_all(chunks: Vec<(u32, Option<&str>)>, seqs: Vec<u32>) -> Vec<io::Result<Bytes>> {
-    let store = Chunks(chunks.into_iter().map(|(seq, json)| (seq, json.map(|j| gzip(j.as_bytes())))).collect());
+    // `None`: the chunk is listed but reading it fails.
+    let meta = ChunkMeta { first_timestamp: 1, last_timestamp: 2, events: 1 };
+    let store = chunks.into_iter().fold(MemoryStore::default(), |store, (seq, json)| match json {
+        Some(json) => store.with_chunk("session-stream", seq, meta, gzip(json.as_bytes())),
+        None => store.with_failing_chunk("session-stream", seq, meta),
+    });
     let id = SessionId::parse("session-stream").unwrap();
     session_events(Arc::new(store), id, seqs, 1 << 20).collect().await
 }
