@@ -12,18 +12,25 @@ mod telemetry;
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// jemalloc's start-up options (`_RJEM_MALLOC_CONF` in the environment
-/// overrides them). Freed pages go back to the system at once
-/// (`dirty_decay_ms:0`: with 1 s, 64 concurrent 4.6 MiB uploads peaked at
-/// 107 MiB instead of 86 MiB, for no measurable throughput gain), a
-/// background thread does the purging even when no request comes (by
-/// default jemalloc purges only while it is allocating, so an idle server
-/// kept the burst's memory), and buffers of 1 MiB and more (request bodies)
-/// get the dedicated arena. See docs/benchmarks.md.
+/// overrides them), a trade between the two memory targets and small
+/// requests' CPU (docs/performance.md):
+/// - `oversize_threshold:65536`: buffers of 64 KiB and more (request
+///   bodies, inflated chunks) get jemalloc's dedicated arena, which gives
+///   freed pages back at once, so a burst of large uploads does not stay;
+/// - `dirty_decay_ms:100` for everything smaller: with 0, every slab that
+///   emptied was `madvise`d at once, and the TLB shootdowns cost W1 about a
+///   third of its CPU; a tenth of a second keeps the churn of small
+///   requests in reused pages;
+/// - `percpu_arena:percpu` (one arena per CPU instead of 4 per CPU): fewer arenas
+///   holding dirty pages, so 64 concurrent uploads stay under 100 MiB;
+/// - a background thread purges even when no request comes (by default
+///   jemalloc purges only while it is allocating, so an idle server kept a
+///   burst's memory).
 #[cfg(not(target_env = "msvc"))]
 #[allow(non_upper_case_globals)]
 #[unsafe(export_name = "_rjem_malloc_conf")]
 pub static malloc_conf: &[u8] =
-    b"background_thread:true,dirty_decay_ms:0,muzzy_decay_ms:0,oversize_threshold:1048576\0";
+    b"background_thread:true,dirty_decay_ms:100,muzzy_decay_ms:0,oversize_threshold:65536,percpu_arena:percpu\0";
 
 use std::{path::PathBuf, process::ExitCode};
 

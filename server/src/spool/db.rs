@@ -129,11 +129,6 @@ pub struct SpooledRecord {
     pub record: LogRecord,
 }
 
-/// The oldest records, at most `max` and (past the first) `max_bytes`.
-pub fn oldest_records(conn: &Connection, max: usize, max_bytes: u64) -> rusqlite::Result<Vec<SpooledRecord>> {
-    records_after(conn, 0, max, max_bytes, true)
-}
-
 /// The id of the oldest record with an id above `after`.
 pub fn first_record_after(conn: &Connection, after: i64) -> rusqlite::Result<Option<i64>> {
     conn.prepare_cached("SELECT id FROM records WHERE id > ?1 ORDER BY id LIMIT 1")?
