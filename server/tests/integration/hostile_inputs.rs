@@ -1,0 +1,78 @@
+//! Hostile query strings, values and header blocks: each gets a defined,
+//! small answer. A refusal quotes client input only up to 64 characters,
+//! names the parameter or field at fault, and never grows with the input.
+
+use serde_json::{Value, json};
+
+use crate::common::{TestServer, unique_id};
+use crate::replay_fetch::{get, record_session, start};
+
+/// A 60 KB parameter name: the query of an answer that once echoed it twice.
+fn huge_name() -> String {
+    "n".repeat(60_000)
+}
+
+/// The answer's status, its size, and the fields its details name.
+async fn refusal(response: reqwest::Response) -> (u16, usize, Vec<String>, Value) {
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    let fields = body["details"]
+        .as_array()
+        .map(|d| d.iter().map(|d| d["field"].as_str().unwrap_or_default().to_owned()).collect())
+        .unwrap_or_default();
+    (status, text.len(), fields, body)
+}
+
+#[tokio::test]
+async fn query_parameters_are_named_and_echoed_cut() {
+    let server = start(vec![]).await;
+    let session = unique_id("hostile-query");
+    record_session(&server, &session).await;
+    let cut = format!("{}…", "n".repeat(64));
+    let manifest = format!("/api/observer/replays/{session}");
+
+    for (path, fields) in [
+        // The listing: an unknown name is quoted cut, a repeated one named.
+        (format!("/api/observer/replays?{}=1", huge_name()), vec![cut.clone()]),
+        ("/api/observer/replays?limit=1&limit=2&sort=start".to_owned(), vec!["limit".to_owned(), "sort".to_owned()]),
+        // The manifest refuses them too (it ignored them before).
+        (format!("{manifest}?{}=1", huge_name()), vec![cut.clone()]),
+        (format!("{manifest}?after=3"), vec!["after".to_owned()]),
+        (format!("{manifest}?after_seq=1&after_seq=2"), vec!["after_seq".to_owned()]),
+    ] {
+        let (status, size, named, body) = refusal(get(&server, &path, &[]).await).await;
+        assert_eq!(status, 400, "{}: {body}", &path[..path.len().min(80)]);
+        assert_eq!(body["error"], "invalid_payload");
+        assert_eq!(named, fields);
+        assert!(size < 1_000, "{size} bytes for {}", &path[..path.len().min(80)]);
+    }
+    // What the player sends still works.
+    let r = get(&server, &format!("{manifest}?after_seq=3"), &[]).await;
+    assert_eq!(r.status(), 200);
+
+    // The replay ingest query, likewise.
+    let r = server
+        .http
+        .post(server.url(&format!("/api/observer/replay-events?session_id={session}&seq=9&{}=1", huge_name())))
+        .header("content-type", "application/json")
+        .body("[]")
+        .send()
+        .await
+        .unwrap();
+    let (status, size, named, _) = refusal(r).await;
+    assert_eq!((status, named), (400, vec![cut]));
+    assert!(size < 1_000, "{size}");
+}
+
+#[tokio::test]
+async fn a_huge_bad_value_is_quoted_cut() {
+    let server = TestServer::start(&[]).await;
+    // serde quotes the value it refused ("unknown variant `…`").
+    let body = json!({"type": "x".repeat(60_000)}).to_string();
+    let (status, size, named, answer) =
+        refusal(server.post("/api/observer/events", "application/json", body).await).await;
+    assert_eq!((status, named), (400, vec!["type".to_owned()]), "{answer}");
+    assert!(size < 2_000, "{size} bytes: {answer}");
+    assert!(answer["details"][0]["reason"].as_str().unwrap().ends_with('…'), "{answer}");
+}
