@@ -76,3 +76,28 @@ async fn a_huge_bad_value_is_quoted_cut() {
     assert!(size < 2_000, "{size} bytes: {answer}");
     assert!(answer["details"][0]["reason"].as_str().unwrap().ends_with('…'), "{answer}");
 }
+
+#[tokio::test]
+async fn web_vitals_refuse_negative_zero_and_control_characters() {
+    let server = TestServer::start(&[]).await;
+    let vital = |value: &str, navigation: &str| {
+        format!(
+            r#"{{"type":"web_vital","name":"LCP","value":{value},"rating":"good","navigation_type":{}}}"#,
+            serde_json::to_string(navigation).unwrap()
+        )
+    };
+    for (body, field) in [
+        (vital("-0", "navigate"), "value"),
+        (vital("-0.0", "navigate"), "value"),
+        (vital("1", "navigate\u{0}"), "navigation_type"),
+        (vital("1", "re\nload"), "navigation_type"),
+        (vital("1", "\u{1b}[31m"), "navigation_type"),
+    ] {
+        let (status, _, named, answer) =
+            refusal(server.post("/api/observer/events", "application/json", body).await).await;
+        assert_eq!((status, named), (400, vec![field.to_owned()]), "{answer}");
+    }
+    let (status, ..) =
+        refusal(server.post("/api/observer/events", "application/json", vital("0", "navigate")).await).await;
+    assert_eq!(status, 202);
+}
