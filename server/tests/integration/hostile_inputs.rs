@@ -2,7 +2,10 @@
 //! small answer. A refusal quotes client input only up to 64 characters,
 //! names the parameter or field at fault, and never grows with the input.
 
+use std::time::{Duration, Instant};
+
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::common::{TestServer, unique_id};
 use crate::replay_fetch::{get, record_session, start};
@@ -100,4 +103,40 @@ async fn web_vitals_refuse_negative_zero_and_control_characters() {
     let (status, ..) =
         refusal(server.post("/api/observer/events", "application/json", vital("0", "navigate")).await).await;
     assert_eq!(status, 202);
+}
+
+/// hyper answers an oversized head itself, before Observer's code runs: a
+/// bare 431 (docs/security.md says why there is no JSON body), at once.
+#[tokio::test]
+async fn a_megabyte_of_headers_gets_a_bare_431() {
+    let server = TestServer::start(&[]).await;
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let (mut read, mut write) = stream.into_split();
+    let started = Instant::now();
+    // Written on the side: the server stops reading at its 64 KiB buffer.
+    tokio::spawn(async move {
+        let _ = write.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n").await;
+        let line = format!("x-filler: {}\r\n", "f".repeat(8_000));
+        for _ in 0..128 {
+            if write.write_all(line.as_bytes()).await.is_err() {
+                return;
+            }
+        }
+        let _ = write.write_all(b"\r\n").await;
+    });
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(10), read.read(&mut buf)).await {
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buf[..n]);
+    }
+    let answer = String::from_utf8_lossy(&answer).to_lowercase();
+    assert!(answer.starts_with("http/1.1 431"), "{answer}");
+    assert!(answer.contains("content-length: 0") && answer.ends_with("\r\n\r\n"), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    // The server is unharmed.
+    assert_eq!(server.http.get(server.url("/healthz")).send().await.unwrap().status(), 200);
 }
