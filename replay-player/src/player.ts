@@ -366,10 +366,14 @@ class Replay {
     this.maybeStart();
   }
 
-  /** Starts (or jumps to `target`) once everything up to it has loaded. */
+  /**
+   * Starts (or jumps to `target`) once the player holds events up to it. Loaded progress is not enough: a
+   * missing chunk counts as loaded up to its end before the chunk after it (the next full snapshot) is in,
+   * and starting then would stall at the gap's edge instead of at `target`.
+   */
   private maybeStart(): void {
     if (this.started || !this.player) return;
-    if (!this.done && this.loadedUntil < this.target) {
+    if (!this.done && this.lastEvent < this.target) {
       showMessage(`Loading up to ${formatDuration(this.target - this.first)}…`);
       return;
     }

@@ -244,7 +244,8 @@ export async function startObserver(settings = {}) {
     const timer = setTimeout(() => fail(new Error(`observer did not start:\n${stderr}`)), 30_000);
     child.stderr.on('data', (data) => {
       stderr += data;
-      const found = stderr.match(/listen=\S*:(\d+)/);
+      // The whole port: stderr can arrive cut mid-line ("listen=127.0.0.1:4" before "4455 ...").
+      const found = stderr.match(/observer started listen=\S*:(\d+)\s/);
       if (found) {
         clearTimeout(timer);
         ok(Number(found[1]));

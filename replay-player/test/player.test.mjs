@@ -34,8 +34,13 @@ const full = session('fixture-full-0001', chunks, {
   gate: (seq) => (seq >= 2 ? released : null),
 });
 // Chunk 2 is gone: the player must keep the last frame and resume at
-// chunk 3's full snapshot.
-const gap = session('fixture-gap-0002', chunks, { fail: (seq) => (seq === 2 ? 'missing' : undefined) });
+// chunk 3's full snapshot. Chunk 3 answers late, so chunk 2's 404 is always
+// reported first: the race that once started a deep link into the gap at
+// the gap's edge (2.99 s) instead of waiting for the chunks after it.
+const gap = session('fixture-gap-0002', chunks, {
+  fail: (seq) => (seq === 2 ? 'missing' : undefined),
+  gate: (seq) => (seq === 3 ? new Promise((ok) => setTimeout(ok, 1500)) : null),
+});
 // The SDK's identify(userId) recorded as rrweb custom events: one in chunk 1,
 // a later one in chunk 3, a cleared one (null) in chunk 4. Neither the
 // listing nor (at first) the manifest knows the user. Chunks from seq 2 on

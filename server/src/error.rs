@@ -22,10 +22,28 @@ pub struct FieldError {
     pub reason: String,
 }
 
+/// Longest field name or path in a detail, and longest reason: both can carry client input (unknown names, serde's
+/// quote of a bad value), and a refusal must stay small whatever was sent.
+pub const MAX_FIELD_CHARS: usize = 128;
+pub const MAX_REASON_CHARS: usize = 512;
+
 impl FieldError {
     pub fn new(index: Option<usize>, field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self { index, field: field.into(), reason: reason.into() }
+        Self {
+            index,
+            field: cap_chars(field.into(), MAX_FIELD_CHARS),
+            reason: cap_chars(reason.into(), MAX_REASON_CHARS),
+        }
     }
+}
+
+/// `text` cut to `max` characters, with "…" when cut.
+pub fn cap_chars(mut text: String, max: usize) -> String {
+    if let Some((cut, _)) = text.char_indices().nth(max) {
+        text.truncate(cut);
+        text.push('…');
+    }
+    text
 }
 
 /// Which configured limit a request ran into.
@@ -149,10 +167,10 @@ pub enum ApiError {
 impl ApiError {
     /// A 400 about the payload as a whole (not one field).
     pub fn invalid_body(reason: impl Into<String>) -> Self {
-        let reason = reason.into();
+        let detail = FieldError::new(None, "body", reason);
         ApiError::Invalid {
-            message: format!("invalid body: {reason}"),
-            details: vec![FieldError::new(None, "body", reason)],
+            message: format!("invalid body: {}", detail.reason),
+            details: vec![detail],
             details_truncated: 0,
         }
     }

@@ -89,7 +89,12 @@ impl BatchItem for AnalyticsEvent {
             errors.push(FieldError::new(index, "name", "is required for custom events"));
         }
         if self.r#type == AnalyticsEventType::WebVital {
-            let fields = WebVitalFields { name: self.name.as_deref(), value: self.value, rating: self.rating };
+            let fields = WebVitalFields {
+                name: self.name.as_deref(),
+                value: self.value,
+                rating: self.rating,
+                navigation_type: self.navigation_type.as_deref(),
+            };
             check_web_vital(&fields, index, errors);
         } else {
             let present = [

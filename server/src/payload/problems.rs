@@ -11,8 +11,14 @@ use crate::error::{ApiError, FieldError};
 /// not 50,000 formatted messages.
 pub const MAX_DETAILS: usize = 20;
 
-/// Longest field name or path echoed in a detail.
-const MAX_FIELD_CHARS: usize = 128;
+/// Longest client-sent name or value quoted in a refusal (a query
+/// parameter's name, say); `FieldError::new` bounds whole fields and reasons.
+pub const MAX_ECHO_CHARS: usize = 64;
+
+/// Client input as a refusal quotes it: at most [`MAX_ECHO_CHARS`], then "…".
+pub fn echo(input: &str) -> String {
+    crate::error::cap_chars(input.to_owned(), MAX_ECHO_CHARS)
+}
 
 #[derive(Debug, Default)]
 pub struct Problems {
@@ -28,14 +34,9 @@ impl Problems {
     /// Builds the problem only when it will be listed.
     pub fn push_with(&mut self, problem: impl FnOnce() -> FieldError) {
         if self.listed.len() < MAX_DETAILS {
-            let mut problem = problem();
-            // Field names come from the client (unknown keys, paths into
-            // nested values): echo a bounded prefix.
-            if let Some((cut, _)) = problem.field.char_indices().nth(MAX_FIELD_CHARS) {
-                problem.field.truncate(cut);
-                problem.field.push('…');
-            }
-            self.listed.push(problem);
+            // Field names from the client (unknown keys, paths into nested
+            // values) are bounded by `FieldError::new`.
+            self.listed.push(problem());
         } else {
             self.unlisted += 1;
         }
@@ -134,10 +135,24 @@ mod tests {
     }
 
     #[test]
-    fn long_field_names_are_cut() {
+    fn long_field_names_reasons_and_echoes_are_cut() {
+        use crate::error::{MAX_FIELD_CHARS, MAX_REASON_CHARS};
         let mut problems = Problems::default();
-        problems.push(FieldError::new(None, "é".repeat(10_000), "unknown field"));
-        let Err(ApiError::Invalid { details, .. }) = problems.into_result(()) else { panic!() };
+        problems.push(FieldError::new(
+            None,
+            "é".repeat(10_000),
+            format!("invalid type: string \"{}\"", "x".repeat(60_000)),
+        ));
+        let Err(ApiError::Invalid { details, message, .. }) = problems.into_result(()) else { panic!() };
         assert_eq!(details[0].field.chars().count(), MAX_FIELD_CHARS + 1);
+        assert_eq!(details[0].reason.chars().count(), MAX_REASON_CHARS + 1);
+        assert!(details[0].field.ends_with('…') && details[0].reason.ends_with('…'));
+        assert!(message.len() < 2_000, "{}", message.len());
+        assert_eq!(echo(&"n".repeat(65)), format!("{}…", "n".repeat(64)));
+        assert_eq!(echo("short"), "short");
+        let Err(ApiError::Invalid { message, .. }) = Err::<(), _>(ApiError::invalid_body("y".repeat(60_000))) else {
+            panic!()
+        };
+        assert!(message.len() < 2_000, "{}", message.len());
     }
 }

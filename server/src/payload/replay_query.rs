@@ -1,21 +1,11 @@
 //! `ReplayChunkQuery`: the query string of `POST /api/observer/replay-events`.
 
-use serde::Deserialize;
-
-use super::SessionId;
+use super::{QueryParams, SessionId};
 use crate::error::{ApiError, FieldError};
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawQuery {
-    session_id: Option<String>,
-    seq: Option<String>,
-    user_id: Option<String>,
-    /// The ingest key (checked by the ingest key layer); allowed here so a
-    /// `sendBeacon` client can pass it.
-    #[allow(dead_code)]
-    key: Option<String>,
-}
+/// The parameters; `key` is the ingest key (checked by the ingest key
+/// layer), allowed here so a `sendBeacon` client can pass it.
+const PARAMS: &[&str] = &["session_id", "seq", "user_id", "key"];
 
 /// A validated replay chunk address.
 #[derive(Debug, Clone)]
@@ -28,10 +18,9 @@ pub struct ReplayChunkQuery {
 impl ReplayChunkQuery {
     /// Parses and validates the raw query string, reporting every bad field.
     pub fn parse(query: Option<&str>) -> Result<ReplayChunkQuery, ApiError> {
-        let raw: RawQuery = serde_urlencoded::from_str(query.unwrap_or(""))
-            .map_err(|e| ApiError::invalid_fields(vec![FieldError::new(None, "query", e.to_string())]))?;
+        let raw = QueryParams::parse(query, PARAMS)?;
         let mut errors = Vec::new();
-        let session_id = match raw.session_id.as_deref() {
+        let session_id = match raw.get("session_id") {
             None => {
                 errors.push(FieldError::new(None, "session_id", "is required"));
                 None
@@ -44,7 +33,7 @@ impl ReplayChunkQuery {
                 id
             }
         };
-        let seq = match raw.seq.as_deref() {
+        let seq = match raw.get("seq") {
             None => {
                 errors.push(FieldError::new(None, "seq", "is required"));
                 None
@@ -63,14 +52,14 @@ impl ReplayChunkQuery {
                 None
             }
         };
-        if let Some(user_id) = raw.user_id.as_deref()
+        if let Some(user_id) = raw.get("user_id")
             && (user_id.is_empty() || user_id.chars().count() > 256)
         {
             errors.push(FieldError::new(None, "user_id", "must be 1 to 256 characters"));
         }
         match (session_id, seq) {
             (Some(session_id), Some(seq)) if errors.is_empty() => {
-                Ok(ReplayChunkQuery { session_id, seq, user_id: raw.user_id })
+                Ok(ReplayChunkQuery { session_id, seq, user_id: raw.get("user_id").map(str::to_owned) })
             }
             _ => Err(ApiError::invalid_fields(errors)),
         }
@@ -93,6 +82,7 @@ mod tests {
             "session_id=abcdefgh12&seq=+1",
             "session_id=abcdefgh12&seq=1&extra=1",
             "session_id=abcdefgh12",
+            "session_id=abcdefgh12&seq=1&seq=2",
         ] {
             assert!(ReplayChunkQuery::parse(Some(bad)).is_err(), "{bad}");
         }

@@ -32,10 +32,14 @@ pub struct WebVitalFields<'a> {
     pub name: Option<&'a str>,
     pub value: Option<f64>,
     pub rating: Option<WebVitalRating>,
+    pub navigation_type: Option<&'a str>,
 }
 
 /// Checks the fields of a `web_vital` event: `name` one of the five metrics,
-/// `value` a finite number from 0 to the metric's bound, `rating` present.
+/// `value` a finite number from 0 to the metric's bound (not `-0`, which
+/// no measurement gives and JSON consumers tell apart from 0), `rating`
+/// present, `navigation_type` (its length is checked by `validator`)
+/// without control characters, which would reach the log line as they are.
 pub fn check_web_vital(fields: &WebVitalFields, index: Option<usize>, errors: &mut Vec<FieldError>) {
     let bound = match fields.name {
         None => {
@@ -52,8 +56,8 @@ pub fn check_web_vital(fields: &WebVitalFields, index: Option<usize>, errors: &m
     };
     match fields.value {
         None => errors.push(FieldError::new(index, "value", "is required for web_vital events")),
-        Some(value) if !value.is_finite() || value < 0.0 => {
-            errors.push(FieldError::new(index, "value", "must be a finite number ≥ 0"));
+        Some(value) if !value.is_finite() || value.is_sign_negative() => {
+            errors.push(FieldError::new(index, "value", "must be a finite number ≥ 0 (not -0)"));
         }
         Some(value) => {
             if let Some(bound) = bound.filter(|bound| value > *bound) {
@@ -64,6 +68,9 @@ pub fn check_web_vital(fields: &WebVitalFields, index: Option<usize>, errors: &m
     if fields.rating.is_none() {
         errors.push(FieldError::new(index, "rating", "is required for web_vital events"));
     }
+    if fields.navigation_type.is_some_and(|t| t.chars().any(char::is_control)) {
+        errors.push(FieldError::new(index, "navigation_type", "must not contain control characters"));
+    }
 }
 
 #[cfg(test)]
@@ -71,8 +78,17 @@ mod tests {
     use super::*;
 
     fn problems(name: Option<&str>, value: Option<f64>, rating: Option<WebVitalRating>) -> Vec<(String, String)> {
+        with_navigation(name, value, rating, Some("navigate"))
+    }
+
+    fn with_navigation(
+        name: Option<&str>,
+        value: Option<f64>,
+        rating: Option<WebVitalRating>,
+        navigation_type: Option<&str>,
+    ) -> Vec<(String, String)> {
         let mut errors = Vec::new();
-        check_web_vital(&WebVitalFields { name, value, rating }, Some(3), &mut errors);
+        check_web_vital(&WebVitalFields { name, value, rating, navigation_type }, Some(3), &mut errors);
         assert!(errors.iter().all(|e| e.index == Some(3)));
         errors.into_iter().map(|e| (e.field, e.reason)).collect()
     }
@@ -97,7 +113,7 @@ mod tests {
 
     #[test]
     fn values_out_of_range_are_refused() {
-        for value in [-1.0, f64::NAN, f64::INFINITY, 600_000.5] {
+        for value in [-1.0, -0.0, f64::NAN, f64::INFINITY, 600_000.5] {
             let found = problems(Some("LCP"), Some(value), Some(WebVitalRating::NeedsImprovement));
             assert_eq!(found.len(), 1, "{value}");
             assert_eq!(found[0].0, "value");
@@ -106,6 +122,17 @@ mod tests {
             problems(Some("CLS"), Some(101.0), Some(WebVitalRating::Poor))[0].1,
             "must be at most 100 for this metric"
         );
+    }
+
+    #[test]
+    fn navigation_types_without_control_characters() {
+        for ok in [None, Some("back-forward-cache"), Some("prérender")] {
+            assert!(with_navigation(Some("LCP"), Some(1.0), Some(WebVitalRating::Good), ok).is_empty(), "{ok:?}");
+        }
+        for bad in ["navigate\n", "\u{0}", "re\tload", "\u{7f}", "\u{85}"] {
+            let found = with_navigation(Some("LCP"), Some(1.0), Some(WebVitalRating::Good), Some(bad));
+            assert_eq!(found, [("navigation_type".to_owned(), "must not contain control characters".to_owned())]);
+        }
     }
 
     #[test]

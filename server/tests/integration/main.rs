@@ -10,6 +10,7 @@ mod demo_script;
 mod fresh_recording;
 mod healthcheck_command;
 mod hostile_bodies;
+mod hostile_inputs;
 mod ingest_errors;
 mod ingest_events;
 mod ingest_limits;

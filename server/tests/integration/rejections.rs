@@ -227,7 +227,8 @@ async fn bad_replay_bodies_and_queries() {
         (format!("session_id={session}"), "seq"),
         (format!("session_id={session}&seq=-1"), "seq"),
         (format!("session_id={session}&seq=4294967296"), "seq"),
-        (format!("session_id={session}&seq=0&evil=1"), "query"),
+        (format!("session_id={session}&seq=0&evil=1"), "evil"),
+        (format!("session_id={session}&seq=0&seq=1"), "seq"),
     ] {
         let answer =
             expect(post(query.clone(), good.clone(), Some("gzip")).await.unwrap(), 400, "invalid_payload").await;

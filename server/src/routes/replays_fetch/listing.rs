@@ -10,9 +10,10 @@
 
 use std::time::{Duration, SystemTime};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::error::{ApiError, FieldError};
+use crate::payload::QueryParams;
 use crate::routes::extract::epoch_ms;
 use crate::store::{SessionCursor, SessionFilter, SessionQuery, SessionStats, SessionSummary};
 
@@ -79,33 +80,19 @@ impl SessionItem {
     }
 }
 
-/// The listing's query string, as sent (`token` is read by the access extractor).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawListQuery {
-    limit: Option<String>,
-    cursor: Option<String>,
-    user_id: Option<String>,
-    url: Option<String>,
-    from: Option<String>,
-    to: Option<String>,
-    has_errors: Option<String>,
-    live: Option<String>,
-    #[allow(dead_code)]
-    token: Option<String>,
-}
+/// The listing's parameters (`token` is read by the access extractor).
+const LIST_PARAMS: &[&str] = &["limit", "cursor", "user_id", "url", "from", "to", "has_errors", "live", "token"];
 
 /// The listing request in `query`, as of `now` (ms since the epoch) for
 /// the `live` filter.
 pub fn parse_list_query(query: Option<&str>, now: i64, window: Duration) -> Result<SessionQuery, ApiError> {
-    let raw: RawListQuery = serde_urlencoded::from_str(query.unwrap_or(""))
-        .map_err(|e| ApiError::invalid_fields(vec![FieldError::new(None, "query", e.to_string())]))?;
+    let raw = QueryParams::parse(query, LIST_PARAMS)?;
     let mut errors = Vec::new();
     let mut bad = |field: &str, reason: &str| errors.push(FieldError::new(None, field, reason));
     // Forms send empty fields: an empty value is no filter.
-    let given = |v: &Option<String>| v.as_deref().filter(|v| !v.is_empty()).map(str::to_owned);
+    let given = |name: &str| raw.get(name).filter(|v| !v.is_empty()).map(str::to_owned);
 
-    let limit = match given(&raw.limit).map(|l| l.parse::<usize>()) {
+    let limit = match given("limit").map(|l| l.parse::<usize>()) {
         None => DEFAULT_PAGE,
         Some(Ok(n)) if (1..=MAX_PAGE).contains(&n) => n,
         Some(_) => {
@@ -113,18 +100,18 @@ pub fn parse_list_query(query: Option<&str>, now: i64, window: Duration) -> Resu
             DEFAULT_PAGE
         }
     };
-    let after = given(&raw.cursor).and_then(|c| {
+    let after = given("cursor").and_then(|c| {
         let cursor = SessionCursor::parse(&c);
         if cursor.is_none() {
             bad("cursor", "is not a cursor from a previous page");
         }
         cursor
     });
-    let user_id = given(&raw.user_id);
+    let user_id = given("user_id");
     if user_id.as_ref().is_some_and(|u| u.chars().count() > MAX_USER_ID_CHARS) {
         bad("user_id", &format!("must be at most {MAX_USER_ID_CHARS} characters"));
     }
-    let url = given(&raw.url);
+    let url = given("url");
     if url.as_ref().is_some_and(|u| u.chars().count() > MAX_URL_CHARS) {
         bad("url", &format!("must be at most {MAX_URL_CHARS} characters"));
     }
@@ -136,8 +123,8 @@ pub fn parse_list_query(query: Option<&str>, now: i64, window: Duration) -> Resu
         }
         parsed
     };
-    let from = time("from", given(&raw.from));
-    let to = time("to", given(&raw.to));
+    let from = time("from", given("from"));
+    let to = time("to", given("to"));
     if let (Some(from), Some(to)) = (from, to)
         && from > to
     {
@@ -152,8 +139,8 @@ pub fn parse_list_query(query: Option<&str>, now: i64, window: Duration) -> Resu
             None
         }
     };
-    let has_errors = flag("has_errors", given(&raw.has_errors));
-    let live = flag("live", given(&raw.live));
+    let has_errors = flag("has_errors", given("has_errors"));
+    let live = flag("live", given("live"));
     if !errors.is_empty() {
         return Err(ApiError::invalid_fields(errors));
     }
@@ -210,7 +197,7 @@ mod tests {
         assert_eq!(details("live=1&cursor=nope"), ["cursor", "live"]);
         assert_eq!(details(&format!("user_id={}", "u".repeat(257))), ["user_id"]);
         assert_eq!(details(&format!("url={}", "u".repeat(2049))), ["url"]);
-        assert_eq!(details("sort=start"), ["query"]);
+        assert_eq!(details("sort=start&limit=1&limit=2"), ["sort", "limit"]);
     }
 
     #[test]

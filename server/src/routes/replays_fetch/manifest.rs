@@ -130,10 +130,13 @@ impl ManifestResponse {
     }
 }
 
-/// `?after_seq=N` of the manifest (other parameters are ignored, as they
-/// always were).
+/// `?after_seq=N` of the manifest. An unknown or repeated parameter is a
+/// 400 naming it, as on the listing: a typo (`after=`) would otherwise
+/// silently return the whole manifest.
 pub fn parse_after_seq(query: Option<&str>) -> Result<Option<u32>, ApiError> {
-    match crate::auth::query_param(query, "after_seq") {
+    // `token` is read by the access extractor.
+    let params = crate::payload::QueryParams::parse(query, &["after_seq", "token"])?;
+    match params.get("after_seq") {
         None => Ok(None),
         Some(raw) if !raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit()) => match raw.parse::<u32>() {
             Ok(seq) => Ok(Some(seq)),

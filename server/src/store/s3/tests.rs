@@ -1,7 +1,8 @@
 //! S3 store tests against a real moto server.
-use std::net::{TcpListener, TcpStream};
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -16,34 +17,68 @@ fn prefixes() {
     }
 }
 
-/// A `moto_server` on a free port, killed on drop. Panics if it cannot start:
-/// the S3 tests never skip.
+/// A `moto_server` on a port it picked itself, killed on drop. Panics if it
+/// cannot start: the S3 tests never skip.
+///
+/// moto binds port 0 and the port is read from its start line. Probing a free
+/// port first and passing it on left seconds (moto's start-up, longer under
+/// load) in which another process could take the port: moto then exited with
+/// "address in use" while the probe loop connected to the other server, and
+/// the test failed with refused connections when that one stopped.
 struct Moto {
     child: Child,
     endpoint: Url,
+    /// moto's last stderr lines (one per request), for a failure message.
+    log: Arc<Mutex<VecDeque<String>>>,
 }
 
 impl Moto {
     fn start() -> Moto {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        let mut child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", "0"])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| {
                 panic!("the S3 store tests need moto_server on PATH (pip install 'moto[server]'): {e}")
             });
-        let mut moto = Moto { child, endpoint: format!("http://127.0.0.1:{port}").parse().unwrap() };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Some(status) = moto.child.try_wait().unwrap() {
-                panic!("moto_server exited before listening: {status}");
+        let log = Arc::new(Mutex::new(VecDeque::new()));
+        let (port_tx, port_rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let lines = log.clone();
+        // Drains stderr for moto's whole life: a full pipe would block its request log.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(port) = line.split("Running on http://127.0.0.1:").nth(1) {
+                    let _ = port_tx.send(port.trim().to_owned());
+                }
+                let mut lines = lines.lock().unwrap();
+                if lines.len() == 20 {
+                    lines.pop_front();
+                }
+                lines.push_back(line);
             }
-            assert!(Instant::now() < deadline, "moto_server did not listen on port {port} within 30 s");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        moto
+        });
+        let Ok(port) = port_rx.recv_timeout(Duration::from_secs(30)) else {
+            let _ = child.kill();
+            let status = child.wait().map(|s| s.to_string()).unwrap_or_default();
+            panic!(
+                "moto_server did not start within 30 s ({status}):\n{}",
+                Vec::from(log.lock().unwrap().clone()).join("\n")
+            );
+        };
+        let endpoint = format!("http://127.0.0.1:{port}").parse().unwrap();
+        Moto { child, endpoint, log }
+    }
+
+    /// Whether moto still runs, and what it logged last: for failure messages.
+    fn state(&mut self) -> String {
+        let status = match self.child.try_wait() {
+            Ok(None) => "moto_server is running".to_owned(),
+            Ok(Some(status)) => format!("moto_server exited ({status})"),
+            Err(e) => format!("moto_server state unknown ({e})"),
+        };
+        format!("{status}; its last lines:\n{}", Vec::from(self.log.lock().unwrap().clone()).join("\n"))
     }
 }
 
@@ -211,7 +246,7 @@ async fn s3_store_against_moto() {
 
 #[tokio::test]
 async fn unreachable_endpoint_fails_fast() {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let endpoint: Url = format!("http://127.0.0.1:{port}").parse().unwrap();
     let s3 = store(&endpoint, "observer-test", "").await;
     let started = Instant::now();
@@ -323,22 +358,25 @@ async fn read_side(s3: &S3Store) {
 async fn manifest_of_720_chunks() {
     use futures_util::{StreamExt, stream};
     const CHUNKS: u32 = 720;
-    let moto = Moto::start();
+    let mut moto = Moto::start();
     let s3 = store(&moto.endpoint, "observer-big", "").await;
     s3.client.create_bucket().bucket("observer-big").send().await.unwrap();
     let id = SessionId::parse("session-720-chunks").unwrap();
     let s3 = &s3;
-    stream::iter(0..CHUNKS)
+    let failed: Vec<String> = stream::iter(0..CHUNKS)
         .map(|seq| {
             let id = id.clone();
             async move {
                 let meta = ChunkMeta { first_timestamp: 1_700_000_000_000 + i64::from(seq) * 5000, ..META };
-                s3.put_chunk(&id, seq, new_chunk(Bytes::from(vec![b'x'; 100]), meta), &NO_DETAILS).await.unwrap();
+                let put = s3.put_chunk(&id, seq, new_chunk(Bytes::from(vec![b'x'; 100]), meta), &NO_DETAILS).await;
+                put.err().map(|e| format!("chunk {seq}: {e}"))
             }
         })
         .buffer_unordered(16)
-        .collect::<()>()
+        .filter_map(std::future::ready)
+        .collect()
         .await;
+    assert!(failed.is_empty(), "{} puts failed, first {}; {}", failed.len(), failed[0], moto.state());
 
     let started = Instant::now();
     let manifest = s3.list_chunks(&id, 2000).await.unwrap();

@@ -4,6 +4,7 @@
 
 use std::{
     collections::HashMap,
+    io::{BufRead, BufReader},
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
@@ -21,20 +22,43 @@ pub struct S3Server {
 }
 
 impl S3Server {
-    /// Starts moto and creates `bucket`.
+    /// Starts moto and creates `bucket`. moto binds port 0 and the port is read
+    /// from its start line: a probed free port passed on to it could be taken
+    /// by another process during moto's start-up (seconds under load), and
+    /// the test would then talk to that process.
     pub async fn start(bucket: &str) -> S3Server {
-        let port = super::free_port();
-        let child = Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        let mut child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", "0"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| {
                 panic!(
                     "cannot start moto_server ({e}); install it with `pip install 'moto[server]'` (scripts/setup does)"
                 )
             });
+        let (port_tx, port_rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().expect("stderr is piped");
+        // Drains stderr for moto's whole life: a full pipe would block its request log.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(port) = line.split("Running on http://127.0.0.1:").nth(1) {
+                    let _ = port_tx.send(port.trim().to_owned());
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let port = loop {
+            if let Ok(port) = port_rx.try_recv() {
+                break port;
+            }
+            if Instant::now() > deadline || child.try_wait().is_ok_and(|status| status.is_some()) {
+                let _ = child.kill();
+                panic!("moto_server did not start within 30 s: {:?}", child.wait());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
         let endpoint = format!("http://127.0.0.1:{port}");
         let config = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())

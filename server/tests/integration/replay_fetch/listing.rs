@@ -94,7 +94,8 @@ async fn exercise_listing(server: &TestServer) {
         ("from=2000&to=1000", vec!["to"]),
         (&format!("user_id={}", "u".repeat(257)), vec!["user_id"]),
         (&format!("url={}", "u".repeat(2049)), vec!["url"]),
-        ("sort=start", vec!["query"]),
+        ("sort=start", vec!["sort"]),
+        ("limit=1&limit=2", vec!["limit"]),
     ] {
         let r = get(server, &format!("/api/observer/replays?{query}"), &[]).await;
         assert_eq!(r.status(), 400, "{query}");
