@@ -13,6 +13,7 @@ pub mod delivery;
 pub mod error;
 pub(crate) mod health;
 pub mod ingest;
+pub mod memory;
 pub(crate) mod metrics;
 pub mod payload;
 pub(crate) mod rate_limit;

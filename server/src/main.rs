@@ -119,7 +119,23 @@ fn load(cli: &Cli) -> Result<Config, observer::config::ConfigError> {
     Config::from_settings(&cli.settings.clone().over(file))
 }
 
+/// Returns every arena's unused pages to the system now (jemalloc's
+/// `arena.<MALLCTL_ARENAS_ALL>.purge`); called through `observer::memory`
+/// after large replay uploads. `tikv-jemalloc-ctl` has no call for a
+/// control that takes no value, hence the raw `mallctl`.
+#[cfg(not(target_env = "msvc"))]
+fn purge_arenas() {
+    // MALLCTL_ARENAS_ALL is 4096 in jemalloc 5.
+    const NAME: &[u8] = b"arena.4096.purge\0";
+    let null = std::ptr::null_mut();
+    // SAFETY: a NUL-terminated control name, and no old or new value, as
+    // this control requires.
+    let _ = unsafe { tikv_jemalloc_sys::mallctl(NAME.as_ptr().cast(), null, null.cast(), null, 0) };
+}
+
 fn main() -> ExitCode {
+    #[cfg(not(target_env = "msvc"))]
+    observer::memory::set_release_hook(purge_arenas);
     let cli = Cli::parse();
     let config = match load(&cli) {
         Ok(config) => config,

@@ -88,6 +88,8 @@ async fn ingest_replay_chunk(
     limits: ReplayLimits,
 ) -> Result<(StatusCode, Json<ReplayChunkAccepted>), ApiError> {
     let received_at = SystemTime::now();
+    // However it ends, the chunk's buffers go back to the system soon.
+    let _release = crate::memory::ReleaseOnDrop;
     let query = ReplayChunkQuery::parse(query.as_deref())?;
     tracing::Span::current().record("session_id", query.session_id.as_str()).record("seq", query.seq);
     check_session_limits(&state, &query, limits.max_chunks)?;

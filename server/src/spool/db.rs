@@ -52,6 +52,11 @@ pub fn open(dir: &Path, sync: SpoolSync) -> rusqlite::Result<Connection> {
     // Truncate the WAL after checkpoints so a drained backlog gives its
     // disk space back.
     conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
+    // The delivery worker deletes a batch a few milliseconds to a second
+    // after it was written; with SQLite's default 2 MB page cache those
+    // pages were already evicted and every delete read them back from the
+    // WAL (6 % of W1's CPU). 8 MiB covers several 1 MiB Loki batches.
+    conn.pragma_update(None, "cache_size", -8 * 1024)?;
     conn.busy_timeout(Duration::from_secs(5))?;
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS records (
