@@ -199,6 +199,52 @@ mod tests {
         }
     }
 
+    /// The deepest nesting reached, byte by byte: the scan's specification.
+    fn reference_max_depth(text: &[u8]) -> usize {
+        let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+        for &b in text {
+            if in_string {
+                if escaped {
+                    escaped = false;
+                } else if b == b'\\' {
+                    escaped = true;
+                } else if b == b'"' {
+                    in_string = false;
+                }
+                continue;
+            }
+            match b {
+                b'"' => in_string = true,
+                b'[' | b'{' => {
+                    depth += 1;
+                    deepest = deepest.max(depth);
+                }
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        deepest
+    }
+
+    #[test]
+    fn agrees_with_a_byte_by_byte_scan_on_random_text() {
+        let alphabet = b"[]{}\",\\a1 ";
+        let mut rng = fastrand::Rng::with_seed(7);
+        for _ in 0..2000 {
+            let text: Vec<u8> = (0..rng.usize(0..64)).map(|_| alphabet[rng.usize(..alphabet.len())]).collect();
+            let deepest = reference_max_depth(&text);
+            let piece = rng.usize(1..8);
+            let fits = |max: usize| {
+                let mut scan = ChunkScan::new(usize::MAX, max);
+                text.chunks(piece).all(|p| scan.feed(p).is_ok())
+            };
+            assert!(fits(deepest), "{:?} reaches {deepest}", String::from_utf8_lossy(&text));
+            if deepest > 0 {
+                assert!(!fits(deepest - 1), "{:?} reaches {deepest}", String::from_utf8_lossy(&text));
+            }
+        }
+    }
+
     #[test]
     fn size_cap_at_and_over() {
         assert!(ChunkScan::new(5, 10).feed(b"[1,2]").is_ok());
