@@ -82,7 +82,7 @@ export function queriesOf(dashboard) {
 
 /** Paths Observer serves, from the route table (server/src/routes/mod.rs), as regexes. */
 export function serverRoutes(routesSource) {
-  const paths = [...routesSource.matchAll(/\.route\(\s*"([^"]+)"/g)].map((m) => m[1]);
+  const paths = [...routesSource.matchAll(/\.route\(\s*(?:labels\.add\(\s*)?"([^"]+)"/g)].map((m) => m[1]);
   if (!paths.length) throw new Error('no .route("…") in server/src/routes/mod.rs');
   return paths.map((p) => ({ path: p, re: new RegExp(`^${p.replace(/\{[^}]+\}/g, '[^/?#]+')}$`) }));
 }
