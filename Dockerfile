@@ -62,7 +62,8 @@ USER 65532:65532
 VOLUME ["/data"]
 EXPOSE 8006
 # No curl in the image: the binary asks its own /readyz (`observer healthcheck`,
-# exit 0 on 2xx). /readyz fails while the store, Loki or queue capacity does.
+# exit 0 on 2xx). /readyz is 503 while the disk spool is nearly full or the
+# local store fails; Loki or S3 down is 200 "degraded" (the spool keeps data).
 HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 \
     CMD ["/usr/local/bin/observer", "healthcheck"]
 ENTRYPOINT ["/usr/local/bin/observer"]

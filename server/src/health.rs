@@ -6,6 +6,14 @@
 //! than three intervals counts as a failure, and readiness turns off as soon
 //! as shutdown starts.
 //!
+//! Not every failing check makes the instance unready. While the disk spool
+//! has room, an unreachable Loki (records are spooled) or S3 (chunks are
+//! spooled) leaves it *degraded* but ready: it still acknowledges what it
+//! is sent, and taking every replica out of a load balancer during an
+//! outage would refuse exactly what the spool is there to keep. A failing
+//! local store (nothing spools its chunks), a spool above
+//! [`SPOOL_READY_MAX_FILL`], start-up and shutdown make it unready.
+//!
 //! The Loki probe ([`LokiHealth`]) asks Loki's `/ready` with our credentials
 //! and fails while Loki refuses our pushes (401, 403, 404). A failure's text
 //! may name hosts, buckets and upstream errors: `/readyz` shows it only to a
@@ -42,18 +50,37 @@ pub struct ProbeReport {
     pub checks: Vec<(&'static str, Result<(), String>)>,
 }
 
+/// What a check's failure means for readiness.
+pub fn blocks_readiness(check: &str, chunks_spooled: bool) -> bool {
+    match check {
+        "loki" => false,
+        "store" => !chunks_spooled,
+        _ => true,
+    }
+}
+
 #[derive(Clone)]
 pub struct Readiness {
     report: Arc<RwLock<Option<ProbeReport>>>,
+    /// The replay store's chunks go through the spool when it fails (S3).
+    chunks_spooled: bool,
     shutting_down: Arc<AtomicBool>,
     /// Shown beside the checks; never makes the instance unready.
     retention: Option<RetentionStatus>,
 }
 
 impl Readiness {
-    pub fn start(store: Arc<dyn ReplayStore>, loki: Option<LokiHealth>, spool: Spool) -> Readiness {
+    /// `chunks_spooled`: replay chunks are spooled when the store fails
+    /// (S3), so a failing store does not make the instance unready.
+    pub fn start(
+        store: Arc<dyn ReplayStore>,
+        loki: Option<LokiHealth>,
+        spool: Spool,
+        chunks_spooled: bool,
+    ) -> Readiness {
         let readiness = Readiness {
             report: Arc::new(RwLock::new(None)),
+            chunks_spooled,
             shutting_down: Arc::new(AtomicBool::new(false)),
             retention: None,
         };
@@ -84,6 +111,11 @@ impl Readiness {
     /// The retention state, when one was added.
     pub fn retention(&self) -> Option<RetentionReport> {
         self.retention.as_ref().map(RetentionStatus::current)
+    }
+
+    /// Whether `check`'s failure makes this instance unready.
+    pub fn blocks(&self, check: &str) -> bool {
+        blocks_readiness(check, self.chunks_spooled)
     }
 
     pub fn begin_shutdown(&self) {
@@ -142,4 +174,20 @@ async fn probe(store: &dyn ReplayStore, loki: Option<&LokiHealth>, spool: &Spool
         },
     ));
     ProbeReport { checked_at: Instant::now(), checks }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::blocks_readiness;
+
+    #[test]
+    fn only_what_the_spool_cannot_absorb_makes_the_instance_unready() {
+        // Records are spooled while Loki fails; S3 chunks too, local ones not.
+        assert!(!blocks_readiness("loki", false));
+        assert!(!blocks_readiness("store", true));
+        assert!(blocks_readiness("store", false));
+        for check in ["spool", "startup", "probes", "shutdown"] {
+            assert!(blocks_readiness(check, true), "{check}");
+        }
+    }
 }

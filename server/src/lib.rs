@@ -70,7 +70,7 @@ pub async fn serve(
     let upload = spool::upload::spawn(spool.clone(), backend, config.spool.max_age);
     let retention = store::retention::start(&config.store, &config.retention, metrics.clone());
     let readiness =
-        Readiness::start(store.clone(), delivery.loki_health(), spool.clone()).with_retention(retention.status());
+        Readiness::start(store.clone(), delivery.loki_health(), spool.clone(), s3).with_retention(retention.status());
     tracing::info!(
         listen = %listener.local_addr()?,
         store = %store.describe(),

@@ -2,9 +2,11 @@
 //! behind the load balancer's own rules):
 //!
 //! - `GET /healthz` — 200 while the process runs.
-//! - `GET /readyz` — 200 when the replay store (and Loki, when configured,
-//!   accepting our pushes) answer and the delivery queue has room; 503
-//!   naming each failing check. Anonymous callers get each check's name and
+//! - `GET /readyz` — 200 `ready` when the replay store (and Loki, when
+//!   configured, accepting our pushes) answer and the disk spool has room;
+//!   200 `degraded` naming the failing checks while Loki (or S3) fails but
+//!   the spool takes what they cannot (`health::blocks_readiness`); 503
+//!   `not_ready` naming them otherwise. Anonymous callers get each check's name and
 //!   `ok` / `failing` only; the reasons (which name hosts, buckets and
 //!   upstream errors) need the viewer token as `Authorization: Bearer`
 //!   (another token: 401, under the brute-force brake). A `retention` object
@@ -42,6 +44,7 @@ pub fn metrics() -> MethodRouter<AppState> {
 async fn get_readiness(State(readiness): State<Readiness>, OptionalViewer(detailed): OptionalViewer) -> Response {
     let checks = readiness.current();
     let failing: Vec<&str> = checks.iter().filter(|(_, r)| r.is_err()).map(|(name, _)| *name).collect();
+    let ready = failing.iter().all(|name| !readiness.blocks(name));
     let message = if detailed {
         let reasons = checks.iter().filter_map(|(name, r)| r.as_ref().err().map(|why| format!("{name}: {why}")));
         reasons.collect::<Vec<_>>().join("; ")
@@ -61,6 +64,9 @@ async fn get_readiness(State(readiness): State<Readiness>, OptionalViewer(detail
         .collect();
     let mut body = if failing.is_empty() {
         json!({"status": "ready", "checks": checks})
+    } else if ready {
+        // Still acknowledging (into the spool): ready, but say what fails.
+        json!({"status": "degraded", "message": message, "checks": checks})
     } else {
         json!({"status": "not_ready", "error": "not_ready", "message": message, "checks": checks})
     };
@@ -72,7 +78,7 @@ async fn get_readiness(State(readiness): State<Readiness>, OptionalViewer(detail
         }
         body["retention"] = shown;
     }
-    let status = if failing.is_empty() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(body)).into_response()
 }
 

@@ -29,19 +29,52 @@ async fn default_url_follows_the_listen_setting() {
 }
 
 #[tokio::test]
-async fn exits_one_naming_the_failing_probe_when_not_ready() {
-    // Loki unreachable: Observer is alive, /readyz answers 503 naming `loki`.
+async fn stays_healthy_while_loki_is_down_and_exits_one_once_the_spool_is_full() {
+    // Loki unreachable: records are spooled, so /readyz answers 200
+    // `degraded` naming `loki`, and the container stays healthy.
     let port = free_port();
     let data_dir = tempfile::tempdir().unwrap();
     let mut child = observer_command()
         .env("OBSERVER_LISTEN", format!("127.0.0.1:{port}"))
         .env("OBSERVER_DATA_DIR", data_dir.path())
         .env("OBSERVER_LOKI_URL", format!("http://127.0.0.1:{}", free_port()))
+        .env("OBSERVER_SPOOL_MAX_BYTES", "256KiB")
+        .env("OBSERVER_MAX_JSON_BODY", "64KiB")
+        .env("OBSERVER_MAX_REPLAY_BODY", "64KiB")
+        .env("OBSERVER_RATE_LIMIT_PER_IP", "0")
+        .env("OBSERVER_RATE_LIMIT_PER_SESSION", "0")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let url = format!("http://127.0.0.1:{port}/readyz");
+    let base = format!("http://127.0.0.1:{port}");
+    let url = format!("{base}/readyz");
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let body: Option<serde_json::Value> = match http.get(&url).send().await {
+            Ok(r) => r.json().await.ok(),
+            Err(_) => None,
+        };
+        if body.as_ref().is_some_and(|b| b["status"] == "degraded") {
+            assert_eq!(body.as_ref().unwrap()["checks"]["loki"], "failing");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never degraded: {body:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(healthcheck(&url).status.code(), Some(0), "degraded is healthy");
+
+    // Fill the spool: past 90 % it is not ready (503 naming `spool`).
+    let stack = "at f (https://example.test/app.js:1:1)\n".repeat(100);
+    for i in 0..400 {
+        let body =
+            serde_json::json!({"message": format!("fill {i}"), "session_id": "healthcheck-fill", "stack": stack});
+        let r = http.post(format!("{base}/api/observer/errors")).json(&body).send().await.unwrap();
+        if r.status() == 503 {
+            break;
+        }
+    }
     let deadline = Instant::now() + Duration::from_secs(20);
     let out = loop {
         let out = healthcheck(&url);
@@ -54,7 +87,7 @@ async fn exits_one_naming_the_failing_probe_when_not_ready() {
     let _ = child.wait();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("503") && stderr.contains("loki"), "{stderr}");
+    assert!(stderr.contains("503") && stderr.contains("spool"), "{stderr}");
 }
 
 fn free_port() -> u16 {

@@ -2,8 +2,9 @@
 //! credentials never reach any output (stdout, stderr, `--help`, config
 //! errors, nor any line Loki receives, the server's own logs included) while
 //! every request to Loki carries them and the tenant; a Loki refusing our
-//! credentials makes the instance not ready and keeps the records; `/readyz`
-//! tells anonymous callers no hosts, buckets or error texts.
+//! credentials makes the instance degraded (still ready: the records are
+//! spooled) and keeps the records; `/readyz` tells anonymous callers no
+//! hosts, buckets or error texts.
 
 use std::time::{Duration, Instant};
 
@@ -35,15 +36,19 @@ fn assert_absent(text: &str, secrets: &[&str]) {
     }
 }
 
-/// Polls `/readyz` (anonymous) until it answers `status`.
-async fn wait_readiness(server: &TestServer, status: u16) -> Value {
+/// Polls `/readyz` (anonymous) until its `status` is `want`; `ready` and
+/// `degraded` answer 200, `not_ready` 503.
+async fn wait_readiness(server: &TestServer, want: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let r = server.http.get(server.url("/readyz")).send().await.unwrap();
-        if r.status().as_u16() == status {
-            return r.json().await.unwrap();
+        let code = r.status().as_u16();
+        let body: Value = r.json().await.unwrap();
+        if body["status"] == want {
+            assert_eq!(code, if want == "not_ready" { 503 } else { 200 }, "{body}");
+            return body;
         }
-        assert!(Instant::now() < deadline, "/readyz never answered {status}");
+        assert!(Instant::now() < deadline, "/readyz never answered {want}: {body}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -77,7 +82,7 @@ async fn loki_url_credentials_reach_no_output_but_every_loki_request() {
     // A refused push logs Loki's error at error level: still no secret.
     loki.refuse_with(Some(StatusCode::UNAUTHORIZED));
     post_error(&server, &unique_id("secrets-refused")).await;
-    wait_readiness(&server, 503).await;
+    wait_readiness(&server, "degraded").await;
     loki.refuse_with(None);
 
     let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("user:{PASSWORD}")));
@@ -103,7 +108,7 @@ async fn loki_url_credentials_reach_no_output_but_every_loki_request() {
 }
 
 #[tokio::test]
-async fn loki_refusing_our_credentials_is_not_ready_and_loses_nothing() {
+async fn loki_refusing_our_credentials_is_degraded_and_loses_nothing() {
     let loki = LokiReceiver::start().await;
     let server = TestServer::start(&[
         ("OBSERVER_LOKI_URL", &loki.url),
@@ -118,15 +123,16 @@ async fn loki_refusing_our_credentials_is_not_ready_and_loses_nothing() {
         post_error(&server, session).await;
     }
 
-    // Anonymous: which check fails, nothing more.
-    let anonymous = wait_readiness(&server, 503).await;
+    // Anonymous: which check fails, nothing more. Still ready: the records
+    // are acknowledged into the spool, so a load balancer keeps sending.
+    let anonymous = wait_readiness(&server, "degraded").await;
     assert_eq!(anonymous["checks"]["loki"], "failing", "{anonymous}");
     assert_eq!(anonymous["checks"]["store"], "ok", "{anonymous}");
     assert_eq!(anonymous["message"], "failing: loki", "{anonymous}");
     assert!(!anonymous.to_string().contains("127.0.0.1"), "{anonymous}");
     // The viewer sees why.
     let (status, detailed) = readiness_as_viewer(&server).await;
-    assert_eq!(status, 503);
+    assert_eq!(status, 200);
     let why = detailed["checks"]["loki"].as_str().unwrap();
     assert!(why.contains("401"), "{detailed}");
     assert!(server.metric(r#"observer_loki_push_failures_total{reason="unauthorized"}"#).await >= 1.0);
@@ -137,7 +143,7 @@ async fn loki_refusing_our_credentials_is_not_ready_and_loses_nothing() {
         let found = loki.wait_for(1, |e| e.metadata.get("session_id") == Some(session)).await;
         assert_eq!(found.len(), 1, "{session} delivered once");
     }
-    wait_readiness(&server, 200).await;
+    wait_readiness(&server, "ready").await;
     assert_eq!(server.metric(r#"observer_records_undelivered_total{reason="rejected"}"#).await, 0.0);
     for headers in loki.request_headers() {
         let auth = headers.get("authorization").map(|v| v.to_str().unwrap().to_owned());
@@ -158,11 +164,12 @@ async fn readiness_hides_hosts_buckets_and_errors_from_anonymous_callers() {
     let host = endpoint.trim_start_matches("http://").to_owned();
     drop(s3);
 
-    let anonymous = wait_readiness(&server, 503).await;
+    // S3 gone: chunks are spooled, so degraded, not unready.
+    let anonymous = wait_readiness(&server, "degraded").await;
     assert_eq!(anonymous["checks"]["store"], "failing", "{anonymous}");
     assert_eq!(anonymous["message"], "failing: store", "{anonymous}");
     let (status, detailed) = readiness_as_viewer(&server).await;
-    assert_eq!(status, 503);
+    assert_eq!(status, 200);
     let why = detailed["checks"]["store"].as_str().unwrap().to_owned();
     assert_ne!(why, "failing", "{detailed}");
     assert_eq!(detailed["message"], format!("store: {why}"), "{detailed}");

@@ -58,7 +58,7 @@ fn state_with(store: Arc<MemoryStore>, settings: impl FnOnce(&mut Settings)) -> 
         crate::spool::Spool::open(&dir, 1 << 30, crate::metrics::DeliveryTarget::Stdout, metrics.clone()).unwrap();
     let store: Arc<dyn ReplayStore> = store;
     let chunks = crate::spool::ChunkIntake::new(store.clone(), None, Arc::new(spool.clone()), metrics.clone());
-    let readiness = Readiness::start(store.clone(), None, spool.clone());
+    let readiness = Readiness::start(store.clone(), None, spool.clone(), false);
     AppState::new(config, store, spool, chunks, metrics, Arc::new(registry), readiness)
 }
 
