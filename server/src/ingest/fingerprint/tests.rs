@@ -1,9 +1,10 @@
 //! Tests for the fingerprint: the pinned value, messages, stacks and paths.
 
 use super::{
-    canonical, fingerprint,
+    canonical, compute, fingerprint,
     message::{MAX_MESSAGE_BYTES, push_message},
     path::push_path,
+    raw_key,
     stack::{MAX_FRAMES, push_frames},
 };
 
@@ -303,4 +304,26 @@ fn huge_stack_is_handled() {
     // Nothing but one giant unparseable line.
     let junk = "at ".to_owned() + &"(".repeat(64 * 1024) + ")";
     assert!(frames(&junk).is_empty());
+}
+
+#[test]
+fn the_cache_gives_what_computing_gives() {
+    let stack = "TypeError: x\n    at render (https://app.example/main.3f2a9c1b.js:1:2)";
+    let inputs = [
+        (Some("TypeError"), "Cannot read 'a'", Some(stack)),
+        (Some("TypeError"), "Cannot read 'a'", None),
+        (None, "Cannot read 'a'", Some(stack)),
+        // The same bytes split differently between the parts.
+        (Some("Type"), "ErrorCannot read 'a'", Some(stack)),
+        (Some(""), "", Some("")),
+        (None, "", None),
+    ];
+    for (error_type, message, stack) in inputs {
+        let first = fingerprint(error_type, message, stack);
+        assert_eq!(first, compute(error_type, message, stack), "{error_type:?} {message:?}");
+        assert_eq!(fingerprint(error_type, message, stack), first, "cached");
+    }
+    let seed = 7;
+    let keys: std::collections::HashSet<u128> = inputs.iter().map(|(t, m, s)| raw_key(seed, *t, m, *s)).collect();
+    assert_eq!(keys.len(), inputs.len(), "every split of the inputs has its own key");
 }
